@@ -1,0 +1,1 @@
+"""Object-model helpers shared by every component: errors, resource types, schemas, selectors."""

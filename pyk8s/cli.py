@@ -1,0 +1,59 @@
+"""The `pyk8s` command: one entry point that dispatches to each component.
+
+Each component owns its own argument parser (`add_arguments`) and coroutine
+(`run`); this module only wires sub-commands to them, so that a component can
+be started alone (`pyk8s scheduler`) or composed (`pyk8s server`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+# sub-command -> module implementing `add_arguments(parser)` and `async run(args) -> int`
+COMMANDS: dict[str, tuple[str, str]] = {
+    "server": ("controlplane.cmd.server", "run the control plane (API server, scheduler, controllers)"),
+    "apiserver": ("controlplane.cmd.apiserver", "run the API server alone"),
+    "scheduler": ("controlplane.cmd.scheduler", "run the scheduler alone"),
+    "controller-manager": ("controlplane.cmd.controller_manager", "run the controllers alone"),
+    "agent": ("agent.cmd", "run the node agent (kubelet)"),
+    "proxy": ("netproxy.cmd", "run the service proxy (kube-proxy)"),
+    "lab": ("lab.cmd", "a multi-node cluster of network namespaces on this machine"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyk8s", description="Kubernetes in Python")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                sub.set_defaults(_missing=module_name)
+                continue
+            raise
+        module.add_arguments(sub)
+        sub.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose + 1, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
+    if getattr(args, "_missing", None):
+        parser.error(f"{args.command}: component {args._missing} is not installed")
+    code: int = asyncio.run(args._module.run(args))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
