@@ -1,0 +1,39 @@
+# The README's two commands are `make up` and `make test`; both set up what they
+# need (apt packages, the virtualenv, images, the local registry) idempotently.
+SHELL := /bin/bash
+PY := .venv/bin/python
+DATA ?= $(CURDIR)/.data
+
+.PHONY: setup venv platform up down status test lint unit integration e2e bench vagrant-test
+
+venv:
+	./scripts/bootstrap.sh
+
+platform:
+	./scripts/setup-platform.sh
+
+setup: venv platform
+
+up: setup
+	./scripts/up.sh "$(DATA)"
+
+down:
+	./scripts/down.sh "$(DATA)"
+
+test: setup
+	./scripts/run-tests.sh
+
+lint: venv
+	.venv/bin/ruff check . && .venv/bin/mypy pyk8s controlplane cri agent netproxy
+
+unit: venv
+	$(PY) -m pytest tests/unit -q
+
+integration: setup
+	$(PY) -m pytest tests/integration -q
+
+e2e: setup
+	$(PY) -m pytest tests/e2e -q
+
+bench: setup
+	for b in bench/*_bench.py; do $(PY) $$b; done

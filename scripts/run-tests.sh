@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the test suites in CI order: lint, unit (no root), integration, e2e.
+# Each stage is its own pytest run so that a fast failure stops the slow ones.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+
+stage() { printf '\n=== %s ===\n' "$1"; }
+
+stage "lint: ruff"
+.venv/bin/ruff check .
+stage "lint: mypy"
+.venv/bin/mypy pyk8s controlplane cri agent netproxy $( [ -d lab ] && echo lab )
+
+run_pytest() {
+    local dir=$1; shift
+    set +e
+    "$PY" -m pytest "$dir" -q -p no:cacheprovider "$@"
+    local rc=$?
+    set -e
+    # 5 = no tests collected in this stage: not a failure of the stage itself.
+    if [ $rc -ne 0 ] && [ $rc -ne 5 ]; then
+        return $rc
+    fi
+}
+
+stage "unit tests"
+run_pytest tests/unit
+stage "integration tests"
+run_pytest tests/integration
+stage "end-to-end tests"
+run_pytest tests/e2e
