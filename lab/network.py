@@ -1,0 +1,185 @@
+"""The lab's wire: one bridge, one network namespace per simulated node.
+
+The bridge lives in the host namespace so that the host's `kubectl` reaches
+the API server on the bridge address, but nothing routes from the lab to the
+outside: the host does not forward (the lab never touches `ip_forward` there),
+and node namespaces have no default route. Each node gets `unreachable` routes
+for the cluster's pod and service CIDRs (DESIGN.md §5), so a packet for a
+cluster address that no rule claims is refused on the node.
+
+Interfaces are created under names derived from the lab's name, checked to be
+ours before anything is reused or deleted, and the node side of each veth is
+created directly inside the node's namespace (`peer ... netns`), so no host
+interface is ever renamed, moved or reconfigured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import os
+import subprocess
+from dataclasses import dataclass
+
+from pyroute2 import IPRoute, NetlinkError, NetNS, netns
+
+NETNS_DIR = "/var/run/netns"
+# Written as the bridge's ifalias: proof that an existing bridge is the lab's own.
+BRIDGE_ALIAS_PREFIX = "pyk8s-lab:"
+
+
+@dataclass(frozen=True)
+class LabNetwork:
+    """Addresses and names of one lab; everything derives from `name` and `subnet`."""
+
+    name: str = "lab"
+    subnet: str = "10.99.0.0/24"
+    cluster_cidr: str = "10.244.0.0/16"
+    service_cidr: str = "10.96.0.0/12"
+
+    def __post_init__(self) -> None:
+        if not self.name.isalnum() or len(self.name) > 6:
+            raise ValueError(f"lab name {self.name!r} must be 1-6 alphanumeric characters")
+        if ipaddress.ip_network(self.subnet).prefixlen > 24:
+            raise ValueError(f"lab subnet {self.subnet} must be /24 or larger")
+
+    @property
+    def bridge(self) -> str:
+        return f"pyk8s-{self.name}"
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.ip_network(self.subnet).prefixlen
+
+    @property
+    def gateway(self) -> str:
+        """The host's address on the bridge: the API server and the registry listen here."""
+        return str(ipaddress.ip_network(self.subnet).network_address + 1)
+
+    def node_ip(self, index: int) -> str:
+        return str(ipaddress.ip_network(self.subnet).network_address + 10 + index)
+
+    def node_netns(self, node: str) -> str:
+        return f"pyk8s-{self.name}-{node}"
+
+    def host_veth(self, index: int) -> str:
+        return f"pk{self.name}v{index}"
+
+    def netns_path(self, node: str) -> str:
+        return os.path.join(NETNS_DIR, self.node_netns(node))
+
+
+def _link_index(ipr: IPRoute, ifname: str) -> int | None:
+    found = ipr.link_lookup(ifname=ifname)
+    return int(found[0]) if found else None
+
+
+def _link_alias(ipr: IPRoute, index: int) -> str:
+    link = ipr.get_links(index)[0]
+    return str(link.get_attr("IFLA_IFALIAS") or "")
+
+
+def create_bridge(net: LabNetwork) -> None:
+    """Create the lab bridge with the gateway address, or adopt it if it is already ours."""
+    with IPRoute() as ipr:
+        index = _link_index(ipr, net.bridge)
+        if index is not None:
+            if _link_alias(ipr, index) != BRIDGE_ALIAS_PREFIX + net.name:
+                raise RuntimeError(f"interface {net.bridge} exists and is not this lab's bridge; refusing to touch it")
+        else:
+            ipr.link("add", ifname=net.bridge, kind="bridge")
+            index = _link_index(ipr, net.bridge)
+            assert index is not None
+            ipr.link("set", index=index, ifalias=BRIDGE_ALIAS_PREFIX + net.name)
+        with contextlib.suppress(NetlinkError):  # EEXIST on adoption
+            ipr.addr("add", index=index, address=net.gateway, prefixlen=net.prefixlen)
+        ipr.link("set", index=index, state="up")
+
+
+def remove_bridge(net: LabNetwork) -> None:
+    with IPRoute() as ipr:
+        index = _link_index(ipr, net.bridge)
+        if index is None:
+            return
+        if _link_alias(ipr, index) != BRIDGE_ALIAS_PREFIX + net.name:
+            raise RuntimeError(f"interface {net.bridge} is not this lab's bridge; not removing it")
+        ipr.link("del", index=index)
+
+
+def _ns_sysctl(net: LabNetwork, node: str, key: str, value: str) -> None:
+    """Write a per-namespace sysctl from inside the node's namespace."""
+    subprocess.run(["nsenter", f"--net={net.netns_path(node)}", "sysctl", "-q", "-w", f"{key}={value}"],
+                   check=True, capture_output=True)
+
+
+def add_node(net: LabNetwork, node: str, index: int) -> str:
+    """Create the node's namespace wired to the bridge; return the node's IP."""
+    ns_name = net.node_netns(node)
+    if ns_name not in netns.listnetns():
+        netns.create(ns_name)
+    host_side = net.host_veth(index)
+    node_ip = net.node_ip(index)
+    with IPRoute() as ipr:
+        bridge_index = _link_index(ipr, net.bridge)
+        if bridge_index is None:
+            raise RuntimeError(f"lab bridge {net.bridge} does not exist")
+        if _link_index(ipr, host_side) is None:
+            # The peer is born inside the namespace under its final name: nothing in the
+            # host namespace is ever called eth0 or moved.
+            ipr.link("add", ifname=host_side, kind="veth", peer={"ifname": "eth0", "net_ns_fd": ns_name})
+        host_index = _link_index(ipr, host_side)
+        assert host_index is not None
+        ipr.link("set", index=host_index, master=bridge_index, state="up")
+    with NetNS(ns_name) as ns:
+        lo = ns.link_lookup(ifname="lo")[0]
+        ns.link("set", index=lo, state="up")
+        eth0 = ns.link_lookup(ifname="eth0")[0]
+        with contextlib.suppress(NetlinkError):
+            ns.addr("add", index=eth0, address=node_ip, prefixlen=net.prefixlen)
+        ns.link("set", index=eth0, state="up")
+        for cidr in (net.cluster_cidr, net.service_cidr):
+            try:
+                ns.route("add", dst=cidr, type="unreachable")
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:
+                    raise
+    _ns_sysctl(net, node, "net.ipv4.ip_forward", "1")
+    return node_ip
+
+
+def remove_node(net: LabNetwork, node: str, index: int) -> None:
+    """Delete the node's namespace (its eth0 goes with it, and so does the host side)."""
+    with IPRoute() as ipr:
+        host_index = _link_index(ipr, net.host_veth(index))
+        if host_index is not None:
+            ipr.link("del", index=host_index)
+    ns_name = net.node_netns(node)
+    if ns_name in netns.listnetns():
+        netns.remove(ns_name)
+
+
+def lab_namespaces(net: LabNetwork) -> list[str]:
+    """Every namespace of this lab that exists now (also leftovers of a crashed run)."""
+    prefix = f"pyk8s-{net.name}-"
+    return sorted(n for n in netns.listnetns() if n.startswith(prefix))
+
+
+def lab_host_veths(net: LabNetwork) -> list[str]:
+    prefix = f"pk{net.name}v"
+    with IPRoute() as ipr:
+        names = [str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()]
+    return sorted(n for n in names if n.startswith(prefix) and n[len(prefix):].isdigit())
+
+
+def teardown(net: LabNetwork) -> None:
+    """Remove every namespace, veth and the bridge this lab made; idempotent."""
+    for ns_name in lab_namespaces(net):
+        netns.remove(ns_name)
+    with IPRoute() as ipr:
+        for name in lab_host_veths(net):
+            index = _link_index(ipr, name)
+            if index is not None:
+                with contextlib.suppress(NetlinkError):
+                    ipr.link("del", index=index)
+    remove_bridge(net)

@@ -1,0 +1,90 @@
+"""The lab's wire, for real: namespaces on a bridge, reachable from each other, refused outside."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from lab import network
+from lab.network import LabNetwork
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
+
+ECHO_SERVER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7000)); s.listen(1); print("ready", flush=True)
+s.settimeout(20)
+c, addr = s.accept(); c.sendall(("hello " + addr[0]).encode()); c.close()
+"""
+
+CLIENT = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+print(s.recv(100).decode())
+"""
+
+
+def in_ns(net: LabNetwork, node: str, *argv: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["nsenter", f"--net={net.netns_path(node)}", "--", *argv],
+                          capture_output=True, text=True, timeout=30, **kw)  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def lab_net() -> Iterator[LabNetwork]:
+    net = LabNetwork(name="t" + uuid.uuid4().hex[:4], subnet="10.99.201.0/24")
+    try:
+        network.create_bridge(net)
+        network.add_node(net, "n1", 1)
+        network.add_node(net, "n2", 2)
+        yield net
+    finally:
+        network.teardown(net)
+        assert network.lab_namespaces(net) == []
+        assert network.lab_host_veths(net) == []
+
+
+def test_nodes_reach_each_other_over_the_bridge(lab_net: LabNetwork) -> None:
+    server = subprocess.Popen(["nsenter", f"--net={lab_net.netns_path('n2')}", "--", sys.executable, "-c",
+                               ECHO_SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        result = in_ns(lab_net, "n1", sys.executable, "-c", CLIENT, lab_net.node_ip(2), "7000")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"hello {lab_net.node_ip(1)}"
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_cluster_addresses_are_refused_not_routed(lab_net: LabNetwork) -> None:
+    routes = in_ns(lab_net, "n1", "ip", "route").stdout
+    assert f"unreachable {lab_net.cluster_cidr}" in routes
+    assert f"unreachable {lab_net.service_cidr}" in routes
+    assert "default" not in routes
+    result = in_ns(lab_net, "n1", sys.executable, "-c", CLIENT, "10.96.0.10", "80")
+    assert result.returncode != 0
+    assert "No route to host" in result.stderr or "unreachable" in result.stderr.lower()
+
+
+def test_a_bridge_that_is_not_ours_is_never_adopted_or_removed(lab_net: LabNetwork) -> None:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        index = ipr.link_lookup(ifname=lab_net.bridge)[0]
+        ipr.link("set", index=index, ifalias="someone-else")
+    try:
+        with pytest.raises(RuntimeError, match="not this lab's bridge"):
+            network.create_bridge(lab_net)
+        with pytest.raises(RuntimeError, match="not this lab's bridge"):
+            network.remove_bridge(lab_net)
+        with IPRoute() as ipr:
+            assert ipr.link_lookup(ifname=lab_net.bridge) == [index]
+    finally:
+        with IPRoute() as ipr:
+            ipr.link("set", index=index, ifalias=network.BRIDGE_ALIAS_PREFIX + lab_net.name)
