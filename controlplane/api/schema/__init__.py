@@ -1,26 +1,446 @@
-"""One schema per kind drives validation, defaulting, OpenAPI and `kubectl explain`.
+"""Defaulting and validation of the fields the rest of the system relies on.
 
-The API server calls only the functions of this module; the kind schemas
-behind them live in the sibling modules.
+The API server calls only `apply_defaults` and `validate`. Defaults are
+upstream's SetDefaults_* values; error paths, reasons and messages follow
+upstream's validation so that kubectl and clients see the same 422 bodies.
+Pod templates are defaulted and validated the same way wherever they appear
+(Pod, Deployment, ReplicaSet, DaemonSet, StatefulSet, Job, CronJob, RC).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from controlplane.api.errors import FieldCause
 from controlplane.api.resources import ResourceType
 
+Obj = dict[str, Any]
 
-def apply_defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
-    """Fill upstream defaults into `obj` in place (e.g. pod restartPolicy Always)."""
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+
+SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+                 "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+                 "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
+             "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
+             "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
+
+# Kinds whose names must be DNS-1123 labels rather than subdomains (upstream).
+_LABEL_NAMED = {"Namespace", "Service"}
+_TEMPLATE_KINDS = {"Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "ReplicationController"}
 
 
-def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[FieldCause]:
+# ---------------------------------------------------------------------------- defaults
+
+def _default_probe(probe: Obj | None) -> None:
+    if not probe:
+        return
+    probe.setdefault("timeoutSeconds", 1)
+    probe.setdefault("periodSeconds", 10)
+    probe.setdefault("successThreshold", 1)
+    probe.setdefault("failureThreshold", 3)
+    if "httpGet" in probe:
+        probe["httpGet"].setdefault("scheme", "HTTP")
+        probe["httpGet"].setdefault("path", "/")
+
+
+def _default_container(c: Obj) -> None:
+    image = str(c.get("image") or "")
+    tagless = ":" not in image.rsplit("/", 1)[-1] and "@" not in image
+    if "imagePullPolicy" not in c:
+        c["imagePullPolicy"] = "Always" if tagless or image.endswith(":latest") else "IfNotPresent"
+    c.setdefault("terminationMessagePath", "/dev/termination-log")
+    c.setdefault("terminationMessagePolicy", "File")
+    c.setdefault("resources", {})
+    for port in c.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+    for name in ("livenessProbe", "readinessProbe", "startupProbe"):
+        _default_probe(c.get(name))
+
+
+def default_pod_spec(spec: Obj, *, in_template_of: str = "") -> None:
+    if in_template_of != "Job":
+        spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("securityContext", {})
+    spec.setdefault("enableServiceLinks", True)
+    if spec.get("serviceAccountName") or spec.get("serviceAccount"):
+        spec.setdefault("serviceAccountName", spec.get("serviceAccount"))
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    else:
+        spec["serviceAccountName"] = spec["serviceAccount"] = "default"
+    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        _default_container(c)
+    for vol in spec.get("volumes") or []:
+        for kind in ("configMap", "secret", "projected", "downwardAPI"):
+            if kind in vol:
+                vol[kind].setdefault("defaultMode", 420)
+        if "hostPath" in vol:
+            vol["hostPath"].setdefault("type", "")
+
+
+def _default_rolling(spec: Obj, key: str, surge: Any, unavailable: Any) -> None:
+    strategy = spec.setdefault(key, {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        if surge is not None:
+            rolling.setdefault("maxSurge", surge)
+        rolling.setdefault("maxUnavailable", unavailable)
+
+
+def apply_defaults(rt: ResourceType, obj: Obj) -> None:
+    """Fill upstream defaults into `obj` in place."""
+    kind = rt.kind
+    spec = obj.get("spec")
+    if kind == "Pod" and isinstance(spec, dict):
+        default_pod_spec(spec)
+    if kind in _TEMPLATE_KINDS and isinstance(spec, dict):
+        template_spec = (spec.get("template") or {}).get("spec")
+        if isinstance(template_spec, dict):
+            default_pod_spec(template_spec, in_template_of=kind)
+    if kind == "CronJob" and isinstance(spec, dict):
+        spec.setdefault("concurrencyPolicy", "Allow")
+        spec.setdefault("suspend", False)
+        spec.setdefault("successfulJobsHistoryLimit", 3)
+        spec.setdefault("failedJobsHistoryLimit", 1)
+        job_spec = (spec.get("jobTemplate") or {}).get("spec")
+        if isinstance(job_spec, dict):
+            _default_job(job_spec)
+            template_spec = (job_spec.get("template") or {}).get("spec")
+            if isinstance(template_spec, dict):
+                default_pod_spec(template_spec, in_template_of="Job")
+    if not isinstance(spec, dict):
+        spec = None
+    if kind == "Deployment" and spec is not None:
+        spec.setdefault("replicas", 1)
+        _default_rolling(spec, "strategy", "25%", "25%")
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+    elif kind in ("ReplicaSet", "ReplicationController") and spec is not None:
+        spec.setdefault("replicas", 1)
+        if kind == "ReplicationController" and not spec.get("selector"):
+            spec["selector"] = dict(((spec.get("template") or {}).get("metadata") or {}).get("labels") or {})
+    elif kind == "DaemonSet" and spec is not None:
+        _default_rolling(spec, "updateStrategy", 0, 1)
+        spec.setdefault("revisionHistoryLimit", 10)
+    elif kind == "StatefulSet" and spec is not None:
+        spec.setdefault("replicas", 1)
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        strategy = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
+        if strategy.get("type") == "RollingUpdate":
+            strategy.setdefault("rollingUpdate", {}).setdefault("partition", 0)
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
+    elif kind == "Job" and spec is not None:
+        _default_job(spec)
+    elif kind == "Service" and spec is not None:
+        _default_service(spec)
+    elif kind == "Secret":
+        obj.setdefault("type", "Opaque")
+    elif kind == "Namespace":
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        obj.setdefault("status", {}).setdefault("phase", "Active")
+    elif kind == "EndpointSlice":
+        for port in obj.get("ports") or []:
+            port.setdefault("protocol", "TCP")
+    elif kind == "Endpoints":
+        for subset in obj.get("subsets") or []:
+            for port in subset.get("ports") or []:
+                port.setdefault("protocol", "TCP")
+
+
+def _default_job(spec: Obj) -> None:
+    if "completions" not in spec and "parallelism" not in spec:
+        spec["completions"] = 1  # a work-queue Job (parallelism only) keeps completions unset
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+
+
+def _default_service(spec: Obj) -> None:
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    if spec["sessionAffinity"] == "ClientIP":
+        cfg = spec.setdefault("sessionAffinityConfig", {}).setdefault("clientIP", {})
+        cfg.setdefault("timeoutSeconds", 10800)
+    if spec["type"] != "ExternalName":
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+    if spec["type"] in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    for port in spec.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+        if "port" in port:
+            port.setdefault("targetPort", port["port"])
+
+
+# ---------------------------------------------------------------------------- validation
+
+def _name_causes(kind: str, obj: Obj, namespaced: bool) -> list[FieldCause]:
+    md = obj.get("metadata")
+    if not isinstance(md, dict):
+        return [FieldCause("metadata", "Required value", "FieldValueRequired")]
+    causes = []
+    name = md.get("name")
+    if not name:
+        causes.append(FieldCause("metadata.name", "Required value: name or generateName is required",
+                                 "FieldValueRequired"))
+    elif not isinstance(name, str):
+        causes.append(FieldCause("metadata.name", f"Invalid value: {name!r}: must be a string"))
+    elif kind in _LABEL_NAMED:
+        if len(name) > 63 or not DNS1123_LABEL.match(name):
+            causes.append(FieldCause("metadata.name", f'Invalid value: "{name}": {LABEL_MSG}'))
+    elif len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
+        causes.append(FieldCause("metadata.name", f'Invalid value: "{name}": {SUBDOMAIN_MSG}'))
+    causes += _label_causes("metadata.labels", md.get("labels"))
+    annotations = md.get("annotations")
+    if annotations is not None and not isinstance(annotations, dict):
+        causes.append(FieldCause("metadata.annotations", "Invalid value: must be a map of strings"))
+    elif annotations:
+        for key, value in annotations.items():
+            if not isinstance(value, str):
+                causes.append(FieldCause(f"metadata.annotations[{key}]", "Invalid value: must be a string"))
+    return causes
+
+
+def _label_causes(path: str, labels: Any) -> list[FieldCause]:
+    if labels is None:
+        return []
+    if not isinstance(labels, dict):
+        return [FieldCause(path, "Invalid value: must be a map of strings")]
+    causes = []
+    for key, value in labels.items():
+        prefix, _, name = key.rpartition("/")
+        if (prefix and not DNS1123_SUBDOMAIN.match(prefix)) or not name or len(name) > 63 \
+                or not QUALIFIED_NAME.match(name):
+            causes.append(FieldCause(path, f'Invalid value: "{key}": name part must consist of alphanumeric '
+                                     "characters, '-', '_' or '.', and must start and end with an alphanumeric "
+                                     "character"))
+        if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.match(value):
+            causes.append(FieldCause(f"{path}", f'Invalid value: "{value}": a valid label must be an empty string '
+                                     "or consist of alphanumeric characters, '-', '_' or '.', and must start "
+                                     "and end with an alphanumeric character"))
+    return causes
+
+
+def _port_causes(path: str, value: Any, required: bool = True) -> list[FieldCause]:
+    if value is None:
+        return [FieldCause(path, "Required value", "FieldValueRequired")] if required else []
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+        return [FieldCause(path, f"Invalid value: {value!r}: must be between 1 and 65535, inclusive")]
+    return []
+
+
+def validate_pod_spec(path: str, spec: Any, *, job_template: bool = False) -> list[FieldCause]:
+    if not isinstance(spec, dict):
+        return [FieldCause(path, "Required value", "FieldValueRequired")]
+    causes: list[FieldCause] = []
+    containers = spec.get("containers")
+    if not containers:
+        causes.append(FieldCause(f"{path}.containers", "Required value", "FieldValueRequired"))
+    seen: set[str] = set()
+    for group in ("initContainers", "containers"):
+        items = spec.get(group) or []
+        if not isinstance(items, list):
+            causes.append(FieldCause(f"{path}.{group}", "Invalid value: must be a list"))
+            continue
+        for i, c in enumerate(items):
+            cpath = f"{path}.{group}[{i}]"
+            if not isinstance(c, dict):
+                causes.append(FieldCause(cpath, "Invalid value: must be an object"))
+                continue
+            name = c.get("name")
+            if not name:
+                causes.append(FieldCause(f"{cpath}.name", "Required value", "FieldValueRequired"))
+            elif not isinstance(name, str) or len(name) > 63 or not DNS1123_LABEL.match(name):
+                causes.append(FieldCause(f"{cpath}.name", f'Invalid value: "{name}": {LABEL_MSG}'))
+            elif name in seen:
+                causes.append(FieldCause(f"{cpath}.name", f'Duplicate value: "{name}"', "FieldValueDuplicate"))
+            else:
+                seen.add(name)
+            if not c.get("image"):
+                causes.append(FieldCause(f"{cpath}.image", "Required value", "FieldValueRequired"))
+            for j, port in enumerate(c.get("ports") or []):
+                causes += _port_causes(f"{cpath}.ports[{j}].containerPort", port.get("containerPort"))
+                causes += _port_causes(f"{cpath}.ports[{j}].hostPort", port.get("hostPort"), required=False)
+                if port.get("protocol", "TCP") not in ("TCP", "UDP", "SCTP"):
+                    causes.append(FieldCause(f"{cpath}.ports[{j}].protocol",
+                                             f'Unsupported value: "{port.get("protocol")}": supported values: '
+                                             '"SCTP", "TCP", "UDP"', "FieldValueNotSupported"))
+            policy = c.get("imagePullPolicy")
+            if policy not in (None, "Always", "IfNotPresent", "Never"):
+                causes.append(FieldCause(f"{cpath}.imagePullPolicy", f'Unsupported value: "{policy}": supported '
+                                         'values: "Always", "IfNotPresent", "Never"', "FieldValueNotSupported"))
+    restart = spec.get("restartPolicy")
+    allowed = ("OnFailure", "Never") if job_template else ("Always", "OnFailure", "Never")
+    if job_template and restart is None:
+        causes.append(FieldCause(f"{path}.restartPolicy", 'Required value: valid values: "OnFailure", "Never"',
+                                 "FieldValueRequired"))
+    elif restart is not None and restart not in allowed:
+        supported = ", ".join(f'"{a}"' for a in allowed)
+        causes.append(FieldCause(f"{path}.restartPolicy", f'Unsupported value: "{restart}": supported values: '
+                                 f"{supported}", "FieldValueNotSupported"))
+    volumes: set[str] = set()
+    for i, vol in enumerate(spec.get("volumes") or []):
+        name = vol.get("name") if isinstance(vol, dict) else None
+        if not name:
+            causes.append(FieldCause(f"{path}.volumes[{i}].name", "Required value", "FieldValueRequired"))
+        elif name in volumes:
+            causes.append(FieldCause(f"{path}.volumes[{i}].name", f'Duplicate value: "{name}"',
+                                     "FieldValueDuplicate"))
+        volumes.add(str(name))
+    for group in ("initContainers", "containers"):
+        for i, c in enumerate(spec.get(group) or []):
+            for j, mount in enumerate((c.get("volumeMounts") or []) if isinstance(c, dict) else []):
+                if mount.get("name") not in volumes:
+                    causes.append(FieldCause(f"{path}.{group}[{i}].volumeMounts[{j}].name",
+                                             f'Not found: "{mount.get("name")}"', "FieldValueNotFound"))
+    return causes
+
+
+def _validate_selector_template(spec: Obj, *, equality: bool = False) -> list[FieldCause]:
+    from controlplane.api.selectors import selector_from_spec
+
+    causes: list[FieldCause] = []
+    selector = spec.get("selector")
+    if not selector:
+        return [FieldCause("spec.selector", "Required value", "FieldValueRequired")]
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    try:
+        matcher = selector_from_spec({"matchLabels": selector} if equality else selector)
+    except Exception as exc:  # a bad operator
+        return [FieldCause("spec.selector", f"Invalid value: {exc}")]
+    if matcher.empty:
+        causes.append(FieldCause("spec.selector", "Invalid value: empty selector is invalid for deployment"))
+    elif not matcher.matches(labels):
+        causes.append(FieldCause("spec.template.metadata.labels", f"Invalid value: {labels}: `selector` does "
+                                 "not match template `labels`"))
+    return causes
+
+
+def _validate_service(spec: Any) -> list[FieldCause]:
+    if not isinstance(spec, dict):
+        return [FieldCause("spec", "Required value", "FieldValueRequired")]
+    causes: list[FieldCause] = []
+    svc_type = spec.get("type", "ClusterIP")
+    if svc_type not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
+        causes.append(FieldCause("spec.type", f'Unsupported value: "{svc_type}": supported values: "ClusterIP", '
+                                 '"ExternalName", "LoadBalancer", "NodePort"', "FieldValueNotSupported"))
+    ports = spec.get("ports") or []
+    if not ports and svc_type != "ExternalName" and spec.get("clusterIP") != "None":
+        causes.append(FieldCause("spec.ports", "Required value", "FieldValueRequired"))
+    names: set[str] = set()
+    for i, port in enumerate(ports):
+        causes += _port_causes(f"spec.ports[{i}].port", port.get("port"))
+        if len(ports) > 1 and not port.get("name"):
+            causes.append(FieldCause(f"spec.ports[{i}].name", "Required value", "FieldValueRequired"))
+        if port.get("name") in names:
+            causes.append(FieldCause(f"spec.ports[{i}].name", f'Duplicate value: "{port.get("name")}"',
+                                     "FieldValueDuplicate"))
+        names.add(port.get("name"))
+        if port.get("protocol", "TCP") not in ("TCP", "UDP", "SCTP"):
+            causes.append(FieldCause(f"spec.ports[{i}].protocol", f'Unsupported value: "{port.get("protocol")}"',
+                                     "FieldValueNotSupported"))
+    if spec.get("sessionAffinity", "None") not in ("None", "ClientIP"):
+        causes.append(FieldCause("spec.sessionAffinity", f'Unsupported value: "{spec.get("sessionAffinity")}": '
+                                 'supported values: "ClientIP", "None"', "FieldValueNotSupported"))
+    return causes
+
+
+def _immutable(path: str, new: Any, old: Any) -> list[FieldCause]:
+    if new != old:
+        return [FieldCause(path, "Invalid value: field is immutable")]
+    return []
+
+
+def validate(rt: ResourceType, obj: Obj, old: Obj | None = None) -> list[FieldCause]:
     """Every invalid field of `obj` (and immutable fields changed from `old` on update)."""
-    return []
+    kind = rt.kind
+    causes = _name_causes(kind, obj, rt.namespaced)
+    spec = obj.get("spec")
+    old_spec = (old or {}).get("spec") or {}
+    if kind == "Pod":
+        causes += validate_pod_spec("spec", spec)
+        if old is not None and isinstance(spec, dict):
+            for field in ("containers", "initContainers", "volumes", "restartPolicy", "nodeName"):
+                new_val, old_val = spec.get(field), old_spec.get(field)
+                if field in ("containers", "initContainers") and isinstance(new_val, list) and \
+                        isinstance(old_val, list) and len(new_val) == len(old_val):
+                    # Only image may change on a running pod's containers.
+                    new_val = [{k: v for k, v in c.items() if k != "image"} for c in new_val]
+                    old_val = [{k: v for k, v in c.items() if k != "image"} for c in old_val]
+                if field == "nodeName" and not old_val:
+                    continue
+                if new_val != old_val:
+                    causes.append(FieldCause("spec", "Forbidden: pod updates may not change fields other than "
+                                             "`spec.containers[*].image`, `spec.initContainers[*].image`, "
+                                             "`spec.activeDeadlineSeconds`, `spec.tolerations` (only additions "
+                                             "to existing tolerations), `spec.terminationGracePeriodSeconds`",
+                                             "FieldValueForbidden"))
+                    break
+    elif kind in ("Deployment", "ReplicaSet", "DaemonSet", "StatefulSet"):
+        if not isinstance(spec, dict):
+            return [*causes, FieldCause("spec", "Required value", "FieldValueRequired")]
+        causes += _validate_selector_template(spec)
+        causes += validate_pod_spec("spec.template.spec", (spec.get("template") or {}).get("spec"))
+        if isinstance(spec.get("replicas"), int) and spec["replicas"] < 0:
+            causes.append(FieldCause("spec.replicas", f"Invalid value: {spec['replicas']}: must be greater than "
+                                     "or equal to 0"))
+        if old is not None:
+            causes += _immutable("spec.selector", spec.get("selector"), old_spec.get("selector"))
+    elif kind == "ReplicationController" and isinstance(spec, dict):
+        causes += _validate_selector_template(spec, equality=True)
+        causes += validate_pod_spec("spec.template.spec", (spec.get("template") or {}).get("spec"))
+    elif kind == "Job":
+        if not isinstance(spec, dict):
+            return [*causes, FieldCause("spec", "Required value", "FieldValueRequired")]
+        causes += validate_pod_spec("spec.template.spec", (spec.get("template") or {}).get("spec"),
+                                    job_template=True)
+        if old is not None:
+            causes += _immutable("spec.template", spec.get("template"), old_spec.get("template"))
+    elif kind == "CronJob":
+        if not isinstance(spec, dict) or not spec.get("schedule"):
+            causes.append(FieldCause("spec.schedule", "Required value", "FieldValueRequired"))
+        else:
+            job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+            causes += validate_pod_spec("spec.jobTemplate.spec.template.spec",
+                                        (job_spec.get("template") or {}).get("spec"), job_template=True)
+    elif kind == "Service":
+        causes += _validate_service(spec)
+        if old is not None and isinstance(spec, dict) and old_spec.get("clusterIP") and \
+                spec.get("type") != "ExternalName":
+            causes += _immutable("spec.clusterIPs[0]", spec.get("clusterIP"), old_spec.get("clusterIP"))
+    elif kind in ("ConfigMap", "Secret"):
+        if old is not None and old.get("immutable"):
+            for field in ("data", "stringData", "binaryData"):
+                if obj.get(field) != old.get(field):
+                    causes.append(FieldCause(field, "Forbidden: field is immutable when `immutable` is set",
+                                             "FieldValueForbidden"))
+        data = obj.get("data")
+        if data is not None and not isinstance(data, dict):
+            causes.append(FieldCause("data", "Invalid value: must be a map"))
+    return causes
 
 
-def unknown_fields(rt: ResourceType, obj: dict[str, Any]) -> list[str]:
-    """Paths (`spec.containers[0].imagee`) of fields the schema does not know."""
-    return []
+def unknown_fields(rt: ResourceType, obj: Obj) -> list[str]:
+    """Paths of fields no schema knows. Top-level only until the full kind schemas land."""
+    known = {"apiVersion", "kind", "metadata", "spec", "status"}
+    extra = {
+        "ConfigMap": {"data", "binaryData", "immutable"}, "Secret": {"data", "stringData", "type", "immutable"},
+        "Endpoints": {"subsets"}, "EndpointSlice": {"addressType", "endpoints", "ports"},
+        "ServiceAccount": {"secrets", "imagePullSecrets", "automountServiceAccountToken"},
+        "Event": {"involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count",
+                  "type", "eventTime", "series", "action", "related", "reportingComponent",
+                  "reportingInstance"},
+        "ControllerRevision": {"data", "revision"},
+    }.get(rt.kind, set())
+    return sorted(k for k in obj if k not in known | extra)

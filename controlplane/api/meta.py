@@ -1,0 +1,54 @@
+"""Small helpers on object metadata that every component repeats otherwise."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+# Upstream's utilrand alphabet: no vowels (no words), no 0/1/3 (look like letters).
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_micro() -> str:
+    """metav1.MicroTime, as Leases carry it."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def random_suffix(length: int = 5) -> str:
+    return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(length))
+
+
+def key_of(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{ns}/{meta['name']}" if ns else str(meta["name"])
+
+
+def owner_reference(owner: dict[str, Any], controller: bool = True) -> dict[str, Any]:
+    return {
+        "apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"], "controller": controller, "blockOwnerDeletion": True,
+    }
+
+
+def controller_of(obj: dict[str, Any]) -> dict[str, Any] | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return dict(ref)
+    return None
+
+
+def is_pod_ready(pod: dict[str, Any]) -> bool:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return False

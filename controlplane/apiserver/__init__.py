@@ -1,0 +1,1 @@
+"""The Kubernetes API server: REST, discovery, watch, patch and subresources over HTTPS (aiohttp)."""

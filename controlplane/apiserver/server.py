@@ -1,0 +1,231 @@
+"""Assemble and run the API server: PKI, storage, authentication, routes, bootstrap objects.
+
+On first start the server creates its CA, serving certificate and an admin
+bearer token, and writes `<data-dir>/admin.kubeconfig`; later starts reuse
+them, so a kubeconfig stays valid across restarts. It then makes sure the
+namespaces every cluster has exist, and the `kubernetes` Service in `default`
+with the Endpoints and EndpointSlice that point at this server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import ipaddress
+import logging
+import secrets
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from controlplane.api import errors
+from controlplane.api.resources import ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SERVICES
+from controlplane.apiserver import certs, openapi
+from controlplane.apiserver.allocators import ServiceAllocator
+from controlplane.apiserver.handlers import Handlers, json_response
+from controlplane.apiserver.registry import Registry
+from controlplane.apiserver.strategies import Strategies
+from controlplane.storage.factory import open_store
+from controlplane.storage.interface import Store
+
+log = logging.getLogger(__name__)
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+UNAUTHENTICATED_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+
+
+@dataclass
+class APIServerConfig:
+    data_dir: Path
+    bind_address: str = "127.0.0.1"
+    secure_port: int = 6443
+    service_cidr: str = "10.96.0.0/12"
+    service_node_port_range: str = "30000-32767"
+    cluster_cidr: str = "10.244.0.0/16"
+    storage_url: str | None = None  # default: sqlite at <data_dir>/state.db
+    advertise_address: str | None = None  # the address the `kubernetes` endpoints point at
+
+
+def _load_or_make_token(path: Path) -> str:
+    """The admin token, in a tokens file like kube-apiserver's --token-auth-file (token,user,uid,groups)."""
+    if path.exists():
+        for line in path.read_text().splitlines():
+            fields = line.split(",")
+            if len(fields) >= 2 and fields[1] == "admin":
+                return fields[0]
+    token = secrets.token_urlsafe(32)
+    path.write_text(f'{token},admin,admin,"system:masters"\n')
+    path.chmod(0o600)
+    return token
+
+
+class APIServer:
+    def __init__(self, config: APIServerConfig) -> None:
+        self.config = config
+        self.store: Store | None = None
+        self.registry: Registry | None = None
+        self.runner: web.AppRunner | None = None
+        self.token = ""
+        self.port = config.secure_port
+        self.pki: certs.PKI | None = None
+
+    @property
+    def url(self) -> str:
+        host = self.config.bind_address
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"https://{host}:{self.port}"
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.config.data_dir / "admin.kubeconfig"
+
+    async def start(self) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        allocator_net = ipaddress.ip_network(cfg.service_cidr)
+        service_ip = str(allocator_net.network_address + 1)
+        self.pki = await asyncio.to_thread(certs.ensure_pki, cfg.data_dir / "pki", cfg.bind_address, service_ip)
+        self.token = _load_or_make_token(cfg.data_dir / "tokens.csv")
+        self.store = open_store(cfg.storage_url or f"sqlite://{cfg.data_dir / 'state.db'}")
+        await self.store.start()
+        allocator = ServiceAllocator(self.store, cfg.service_cidr, cfg.service_node_port_range)
+        self.registry = Registry(self.store, Strategies(self.store, allocator))
+        await self._bootstrap(allocator)
+
+        app = web.Application(middlewares=[self._errors_middleware, self._auth_middleware],
+                              client_max_size=4 * 1024 * 1024)
+        handlers = Handlers(self.registry)
+        for path in ("/healthz", "/livez", "/readyz"):
+            app.router.add_get(path, self._health)
+        app.router.add_get("/version", handlers.version)
+        app.router.add_get("/api", handlers.discovery_root)
+        app.router.add_get("/apis", handlers.discovery_root)
+        app.router.add_get("/openapi/v3", self._openapi_index)
+        app.router.add_get("/openapi/v3/{path:.*}", self._openapi_doc)
+        app.router.add_route("*", "/api/{tail:.*}", handlers.resource)
+        app.router.add_route("*", "/apis/{tail:.*}", handlers.resource)
+
+        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_ctx.load_cert_chain(self.pki.serving_cert, self.pki.serving_key)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, cfg.bind_address, cfg.secure_port, ssl_context=ssl_ctx, backlog=1024)
+        await site.start()
+        if cfg.secure_port == 0:
+            sockets = getattr(site._server, "sockets", None)  # the OS chose the port
+            assert sockets
+            self.port = int(sockets[0].getsockname()[1])
+        self._write_kubeconfig()
+        log.info("API server listening on %s", self.url)
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+            self.runner = None
+        if self.store:
+            await self.store.close()
+            self.store = None
+
+    def _write_kubeconfig(self) -> None:
+        assert self.pki is not None
+        ca = base64.b64encode(self.pki.ca_cert.read_bytes()).decode()
+        config = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "pyk8s",
+            "clusters": [{"name": "pyk8s", "cluster": {"server": self.url, "certificate-authority-data": ca}}],
+            "users": [{"name": "admin", "user": {"token": self.token}}],
+            "contexts": [{"name": "pyk8s", "context": {"cluster": "pyk8s", "user": "admin"}}],
+        }
+        tmp = self.admin_kubeconfig.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+        tmp.chmod(0o600)
+        tmp.replace(self.admin_kubeconfig)
+
+    # -- bootstrap objects -------------------------------------------------------------
+
+    async def _bootstrap(self, allocator: ServiceAllocator) -> None:
+        assert self.registry is not None
+        for name in SYSTEM_NAMESPACES:
+            await self._ensure(NAMESPACES, None, {"metadata": {"name": name}})
+        advertise = self.config.advertise_address or self.config.bind_address
+        if advertise in ("0.0.0.0", "::", ""):
+            advertise = "127.0.0.1"
+        port = self.config.secure_port or 6443
+        await self._ensure(SERVICES, "default", {
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": allocator.first_ip, "sessionAffinity": "None",
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]}})
+        await self._ensure(ENDPOINTS, "default", {
+            "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": advertise}],
+                         "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]})
+        await self._ensure(ENDPOINTSLICES, "default", {
+            "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes",
+                                                          "endpointslice.kubernetes.io/managed-by":
+                                                              "endpointslicemirroring-controller.k8s.io"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [advertise], "conditions": {"ready": True}}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}]})
+
+    async def _ensure(self, rt: Any, namespace: str | None, obj: dict[str, Any]) -> None:
+        assert self.registry is not None
+        obj = {"apiVersion": rt.api_version, "kind": rt.kind, **obj}
+        try:
+            await self.registry.get(rt, namespace, obj["metadata"]["name"])
+            return  # made by an earlier start
+        except errors.StatusError as exc:
+            if exc.code != 404:
+                raise
+        try:
+            await self.registry.create(rt, namespace, obj)
+        except errors.StatusError as exc:
+            if exc.reason != "AlreadyExists":
+                raise
+
+    # -- handlers and middleware -----------------------------------------------------------
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _openapi_index(self, request: web.Request) -> web.Response:
+        return web.Response(body=openapi.index(), content_type="application/json")
+
+    async def _openapi_doc(self, request: web.Request) -> web.Response:
+        body = openapi.lookup(request.match_info["path"])
+        if body is None:
+            raise errors.StatusError(404, "NotFound", "the server could not find the requested resource")
+        return web.Response(body=body, content_type="application/json",
+                            headers={"Cache-Control": "public, immutable"})
+
+    @web.middleware
+    async def _auth_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path not in UNAUTHENTICATED_PATHS:
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), self.token):
+                raise errors.unauthorized()
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    @web.middleware
+    async def _errors_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await handler(request)
+            return response
+        except errors.StatusError as exc:
+            return json_response(exc.to_status(), exc.code)
+        except web.HTTPException as exc:
+            if exc.status == 404:
+                return json_response(errors.StatusError(404, "NotFound", "the server could not find the "
+                                                        "requested resource").to_status(), 404)
+            raise
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return json_response(errors.internal_error(str(exc)).to_status(), 500)
+

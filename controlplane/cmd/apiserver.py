@@ -1,0 +1,39 @@
+"""`pyk8s apiserver`: the API server alone."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from controlplane.apiserver.server import APIServer, APIServerConfig
+from controlplane.cmd.signals import stop_on_signals
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, required=True, help="state, PKI and admin.kubeconfig live here")
+    parser.add_argument("--bind-address", default="127.0.0.1")
+    parser.add_argument("--secure-port", type=int, default=6443)
+    parser.add_argument("--service-cidr", default="10.96.0.0/12")
+    parser.add_argument("--service-node-port-range", default="30000-32767")
+    parser.add_argument("--cluster-cidr", default="10.244.0.0/16")
+    parser.add_argument("--storage", default=None, help="sqlite:///path (default: <data-dir>/state.db)")
+    parser.add_argument("--advertise-address", default=None)
+
+
+def config_from_args(args: argparse.Namespace) -> APIServerConfig:
+    return APIServerConfig(data_dir=args.data_dir.resolve(), bind_address=args.bind_address,
+                           secure_port=args.secure_port, service_cidr=args.service_cidr,
+                           service_node_port_range=args.service_node_port_range, cluster_cidr=args.cluster_cidr,
+                           storage_url=args.storage, advertise_address=args.advertise_address)
+
+
+async def run(args: argparse.Namespace) -> int:
+    stop = stop_on_signals()
+    server = APIServer(config_from_args(args))
+    await server.start()
+    print(f"pyk8s API server on {server.url}; kubeconfig: {server.admin_kubeconfig}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+    return 0
