@@ -70,9 +70,9 @@ def _pod_status(pod: Obj) -> tuple[str, int, int, int, str | None]:
         restarts += int(cs.get("restartCount") or 0)
         state = cs.get("state") or {}
         term, waiting = state.get("terminated"), state.get("waiting")
-        if term and term.get("exitCode") == 0:
+        if term is not None and term.get("exitCode") == 0:
             continue
-        if term:
+        if term is not None:
             detail = term.get("reason") or (f"Signal:{term['signal']}" if term.get("signal")
                                             else f"ExitCode:{term.get('exitCode')}")
             reason = f"Init:{detail}"
@@ -92,14 +92,14 @@ def _pod_status(pod: Obj) -> tuple[str, int, int, int, str | None]:
             state = cs.get("state") or {}
             if (state.get("waiting") or {}).get("reason"):
                 reason = state["waiting"]["reason"]
-            elif state.get("terminated"):
-                term = state["terminated"]
+            elif "terminated" in state:
+                term = state["terminated"] or {}
                 reason = term.get("reason") or (f"Signal:{term['signal']}" if term.get("signal")
                                                 else f"ExitCode:{term.get('exitCode')}")
-            elif state.get("running") and cs.get("ready"):
+            elif "running" in state and cs.get("ready"):
                 has_running = True
                 ready += 1
-            elif state.get("running"):
+            elif "running" in state:
                 has_running = True
         if reason == "Completed" and has_running:
             reason = "Running" if any(c.get("type") == "Ready" and c.get("status") == "True"
