@@ -1,0 +1,7 @@
+"""The one client library of every component: REST, watch, informers and work queues."""
+
+from controlplane.client.informer import Informer
+from controlplane.client.rest import Client, WatchEvent
+from controlplane.client.workqueue import ShutDownError, WorkQueue
+
+__all__ = ["Client", "Informer", "ShutDownError", "WatchEvent", "WorkQueue"]
