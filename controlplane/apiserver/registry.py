@@ -198,7 +198,7 @@ class Registry:
 
     async def _write_update(self, rt: ResourceType, key: str, new: Obj, old: Obj, expected: int) -> Obj:
         md = new.get("metadata") or {}
-        if md.get("deletionTimestamp") and not md.get("finalizers") and not self.strategy.graceful_pending(rt, new):
+        if self.strategy.ready_to_remove(rt, new):
             # The last finalizer is gone: the object can finally be removed.
             try:
                 return decode(await self.store.delete(key, expected))

@@ -110,11 +110,16 @@ class Strategies:
             md["generation"] = int(old_md.get("generation", 1)) + 1
         return new
 
-    def graceful_pending(self, rt: ResourceType, obj: Obj) -> bool:
-        """A pod whose graceful deletion the kubelet has not finished yet."""
+    def ready_to_remove(self, rt: ResourceType, obj: Obj) -> bool:
+        """A terminating object nothing holds any more: no finalizer, no pending graceful deletion."""
         md = obj["metadata"]
-        return rt is PODS and bool((obj.get("spec") or {}).get("nodeName")) and \
-            int(md.get("deletionGracePeriodSeconds") or 0) > 0
+        if not md.get("deletionTimestamp") or md.get("finalizers"):
+            return False
+        if rt is NAMESPACES and (obj.get("spec") or {}).get("finalizers"):
+            return False
+        # A bound pod stays until its kubelet confirms termination (a delete with grace 0).
+        return not (rt is PODS and (obj.get("spec") or {}).get("nodeName")
+                    and int(md.get("deletionGracePeriodSeconds") or 0) > 0)
 
     # -- delete ------------------------------------------------------------------
 

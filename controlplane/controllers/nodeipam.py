@@ -65,6 +65,9 @@ class NodeIPAMController:
         self.node_mask = node_mask
         self.nodes = Informer(client, resources.NODES)
         self.queue = WorkQueue("nodeipam")
+        # Ranges patched onto nodes whose update the informer has not shown yet: without
+        # them the next allocation, read from a stale cache, could hand out the same range.
+        self._assumed: dict[str, str] = {}
         self.nodes.add_handler(on_add=self._enqueue, on_update=lambda _old, new: self._enqueue(new),
                                on_delete=self._enqueue)
 
@@ -74,20 +77,27 @@ class NodeIPAMController:
     def _allocator_from_cache(self) -> CIDRAllocator:
         allocator = CIDRAllocator(self.cluster_cidr, self.node_mask)
         for node in self.nodes.list():
+            name = node["metadata"]["name"]
             cidr = node.get("spec", {}).get("podCIDR")
-            if cidr and not allocator.occupy(cidr):
-                log.warning("node %s holds podCIDR %s outside %s", node["metadata"]["name"], cidr,
-                            self.cluster_cidr)
+            if cidr:
+                self._assumed.pop(name, None)  # the cache has caught up
+                if not allocator.occupy(cidr):
+                    log.warning("node %s holds podCIDR %s outside %s", name, cidr, self.cluster_cidr)
+        for name in [n for n in self._assumed if self.nodes.get(None, n) is None]:
+            del self._assumed[name]  # the node is gone, and so is its range
+        for cidr in self._assumed.values():
+            allocator.occupy(cidr)
         return allocator
 
     async def sync(self, name: str) -> None:
         node = self.nodes.get(None, name)
-        if node is None or node.get("spec", {}).get("podCIDR"):
+        if node is None or node.get("spec", {}).get("podCIDR") or name in self._assumed:
             return
         cidr = self._allocator_from_cache().allocate()
         patch = {"metadata": {"resourceVersion": node["metadata"]["resourceVersion"]},
                  "spec": {"podCIDR": cidr, "podCIDRs": [cidr]}}
         await self.client.patch(resources.NODES, name, patch, patch_type="merge")
+        self._assumed[name] = cidr
         log.info("allocated podCIDR %s to node %s", cidr, name)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -103,8 +113,13 @@ class NodeIPAMController:
             await self.nodes.stop()
 
     async def _work(self) -> None:
+        from controlplane.client import ShutDownError
+
         while True:
-            name = await self.queue.get()
+            try:
+                name = await self.queue.get()
+            except ShutDownError:
+                return
             try:
                 await self.sync(name)
                 self.queue.forget(name)
