@@ -1,25 +1,38 @@
 #!/usr/bin/env bash
-# `make up`: a 2-node lab cluster (SQLite, one containerd per node) with the demo workload.
+# `make up`: start the pyk8s control plane (SQLite) in the background and apply the demo.
+# While the node agent (issue 3) is not in the tree, the demo's objects are stored,
+# defaulted, validated and served, but no pod runs: there is no kubelet to run it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-$PWD/.data}
-NODES=${PYK8S_NODES:-2}
+PORT=${PYK8S_PORT:-6443}
 KC="$DATA/admin.kubeconfig"
+mkdir -p "$DATA"
 
-.venv/bin/pyk8s lab up --nodes "$NODES" --data-dir "$DATA"
+if [ -f "$DATA/server.pid" ] && kill -0 "$(cat "$DATA/server.pid")" 2>/dev/null; then
+    echo "pyk8s server already running (pid $(cat "$DATA/server.pid"))"
+else
+    nohup .venv/bin/pyk8s server --data-dir "$DATA" --secure-port "$PORT" --disable-agent \
+        > "$DATA/server.log" 2>&1 &
+    echo $! > "$DATA/server.pid"
+fi
+for _ in $(seq 1 100); do
+    if [ -f "$KC" ] && kubectl --kubeconfig "$KC" get --raw /readyz >/dev/null 2>&1; then
+        break
+    fi
+    sleep 0.2
+done
+kubectl --kubeconfig "$KC" get --raw /readyz >/dev/null || { echo "server did not start; see $DATA/server.log" >&2; exit 1; }
 kubectl --kubeconfig "$KC" apply -f examples/demo.yaml
-kubectl --kubeconfig "$KC" rollout status deployment/web --timeout=180s
-NODE_IP=$(kubectl --kubeconfig "$KC" get node node1 -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
 cat <<MSG
 
-pyk8s is up: ${NODES} nodes, demo Deployment "web" (3 replicas) behind Service "web" (NodePort 30080).
+pyk8s control plane is up at https://127.0.0.1:${PORT} (SQLite in $DATA/state.db).
 Try:
   export KUBECONFIG=$KC
-  kubectl get nodes -o wide
-  kubectl get pods -o wide
-  kubectl get svc,endpointslices
-  .venv/bin/pyk8s lab exec node1 --data-dir $DATA -- wget -qO- http://${NODE_IP}:30080/
+  kubectl get namespaces
+  kubectl get deployments,services -o wide
   kubectl scale deployment web --replicas=5
-  kubectl logs deployment/web
-Tear down with: make down
+  kubectl get deployment web -o yaml
+  kubectl get svc web -o jsonpath='{.spec.clusterIP} {.spec.ports[0].nodePort}'
+Stop it with: make down
 MSG

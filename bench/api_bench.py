@@ -1,0 +1,208 @@
+"""API server and storage benchmark: prints one JSON line per figure.
+
+The API server runs in its own process (`pyk8s apiserver`) on loopback; the load
+comes from this process over HTTPS with the project's own client session. The
+floor for writes is raw SQLite: one ~550-byte row per committed transaction,
+measured in the same run on the same disk.
+
+    .venv/bin/python bench/api_bench.py [--pods 10000] [--clients 50] [--watchers 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from controlplane.api import resources
+from controlplane.client import Client
+from controlplane.storage.sqlite import SQLiteStore
+
+ROW = b"x" * 550
+
+
+def emit(name: str, **values: object) -> None:
+    print(json.dumps({"bench": name, **values}), flush=True)
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+
+def raw_sqlite_floor(path: Path, n: int) -> float:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT, v BLOB)")
+    start = time.perf_counter()
+    for i in range(n):
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO t (k, v) VALUES (?, ?)", (f"/k/{i}", ROW))
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return n / elapsed
+
+
+async def store_writes(path: Path, n: int, writers: int) -> float:
+    store = SQLiteStore(path, compact_interval=0)
+    await store.start()
+    per = n // writers
+
+    async def writer(w: int) -> None:
+        for i in range(per):
+            await store.create(f"/k/{w}/{i}", ROW)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(writer(w) for w in range(writers)))
+    elapsed = time.perf_counter() - start
+    await store.close()
+    return per * writers / elapsed
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pod(name: str) -> dict[str, object]:
+    return {"metadata": {"name": name, "namespace": "default", "labels": {"app": "bench"}},
+            "spec": {"containers": [{"name": "c", "image": "pyk8s.local/web:1",
+                                     "ports": [{"containerPort": 8080}]}]}}
+
+
+async def api_load(client: Client, clients: int, per_client: int) -> None:
+    create_lat: list[float] = []
+    get_lat: list[float] = []
+
+    async def worker(w: int) -> None:
+        for i in range(per_client):
+            t0 = time.perf_counter()
+            await client.create(resources.CONFIGMAPS, {"metadata": {"name": f"l-{w}-{i}", "namespace": "default"},
+                                                       "data": {"v": "x" * 200}})
+            create_lat.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            await client.get(resources.CONFIGMAPS, f"l-{w}-{i}", "default")
+            get_lat.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(clients)))
+    elapsed = time.perf_counter() - start
+    emit("api.create", clients=clients, n=len(create_lat), p50_ms=pct(create_lat, 0.5),
+         p99_ms=pct(create_lat, 0.99), per_s=round(len(create_lat) / elapsed, 1))
+    emit("api.get", clients=clients, n=len(get_lat), p50_ms=pct(get_lat, 0.5), p99_ms=pct(get_lat, 0.99))
+
+
+async def list_pods(client: Client, pods: int) -> None:
+    sem = asyncio.Semaphore(50)
+
+    async def make(i: int) -> None:
+        async with sem:
+            await client.create(resources.PODS, pod(f"p{i:05d}"))
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(make(i) for i in range(pods)))
+    emit("api.create_pods", n=pods, seconds=round(time.perf_counter() - t0, 2))
+    full = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        result = await client.list(resources.PODS, "default")
+        full.append(time.perf_counter() - t0)
+        assert len(result["items"]) == pods
+    emit("api.list_pods_full", n=pods, seconds=round(statistics.median(full), 3))
+    t0 = time.perf_counter()
+    token, seen = None, 0
+    while True:
+        page = await client.list(resources.PODS, "default", limit=500, continue_=token)
+        seen += len(page["items"])
+        token = page["metadata"].get("continue")
+        if not token:
+            break
+    assert seen == pods
+    emit("api.list_pods_paginated", n=pods, limit=500, seconds=round(time.perf_counter() - t0, 3))
+
+
+async def watch_fanout(client: Client, url: str, token: str, ca: Path, watchers: int) -> None:
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(ca))
+    conn = aiohttp.TCPConnector(ssl=ctx, limit=0)
+    arrived: list[float] = []
+    ready = 0
+    all_ready = asyncio.Event()
+    async with aiohttp.ClientSession(connector=conn, headers={"Authorization": f"Bearer {token}"}) as http:
+        rv = (await client.list(resources.CONFIGMAPS, "kube-public"))["metadata"]["resourceVersion"]
+
+        async def watcher() -> None:
+            nonlocal ready
+            params = {"watch": "true", "resourceVersion": rv}
+            async with http.get(f"{url}/api/v1/namespaces/kube-public/configmaps", params=params,
+                                timeout=aiohttp.ClientTimeout(total=120)) as resp:
+                ready += 1
+                if ready == watchers:
+                    all_ready.set()
+                await resp.content.readline()
+                arrived.append(time.perf_counter())
+
+        tasks = [asyncio.create_task(watcher()) for _ in range(watchers)]
+        await asyncio.wait_for(all_ready.wait(), 120)
+        await asyncio.sleep(0.5)
+        t0 = time.perf_counter()
+        await client.create(resources.CONFIGMAPS, {"metadata": {"name": "fanout", "namespace": "kube-public"}})
+        await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    emit("api.watch_fanout", watchers=watchers, last_ms=round((max(arrived) - t0) * 1000, 1),
+         p50_ms=round((statistics.median(arrived) - t0) * 1000, 1))
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pods", type=int, default=10000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--per-client", type=int, default=40)
+    parser.add_argument("--watchers", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        floor = raw_sqlite_floor(tmpdir / "raw.db", 5000)
+        emit("sqlite.raw_commits", per_s=round(floor, 0))
+        for writers in (1, 50):
+            rate = await store_writes(tmpdir / f"store{writers}.db", 5000, writers)
+            emit("store.create", writers=writers, per_s=round(rate, 0), ratio_to_raw=round(rate / floor, 2))
+
+        port = free_port()
+        data = tmpdir / "server"
+        server = subprocess.Popen([sys.executable, "-m", "pyk8s.cli", "apiserver", "--data-dir", str(data),
+                                   "--secure-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        try:
+            kubeconfig = data / "admin.kubeconfig"
+            for _ in range(100):
+                if kubeconfig.exists():
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
+            async with Client.from_kubeconfig(kubeconfig) as client:
+                await api_load(client, args.clients, args.per_client)
+                await list_pods(client, args.pods)
+                await watch_fanout(client, client.server, client.token or "", data / "pki" / "ca.crt",
+                                   args.watchers)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
