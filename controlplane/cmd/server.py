@@ -2,7 +2,7 @@
 
 It runs the API server and, talking to it through the same client every other
 component uses, the controllers that exist so far (node IPAM, namespace
-lifecycle). The scheduler, the remaining controllers, and the on-host agent and
+lifecycle) and the scheduler. The remaining controllers and the on-host agent and
 proxy join here as they land; `--disable-agent` already selects the
 control-plane-only mode that the lab and the Vagrant control-plane VM use.
 """
@@ -19,6 +19,7 @@ from controlplane.cmd import apiserver
 from controlplane.cmd.signals import stop_on_signals
 from controlplane.controllers.namespace import NamespaceController
 from controlplane.controllers.nodeipam import NodeIPAMController
+from controlplane.scheduler.scheduler import run_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ async def run(args: argparse.Namespace) -> int:
     controllers = [
         NodeIPAMController(client, args.cluster_cidr, args.node_cidr_mask_size).run(stop),
         NamespaceController(client).run(stop),
+        run_scheduler(client, stop=stop),
     ]
     print(f"pyk8s control plane on {server.url}; kubeconfig: {server.admin_kubeconfig}", flush=True)
     try:

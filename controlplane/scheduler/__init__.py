@@ -1,0 +1,1 @@
+"""The scheduler: binds pending pods to nodes through filter and score plugins."""

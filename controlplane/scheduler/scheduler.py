@@ -1,0 +1,178 @@
+"""The scheduler loop: one pending pod at a time, filter -> score -> bind.
+
+Pods and nodes come from informers. A bound pod is "assumed" on its node at
+once, so the next decision already counts it even before the watch shows the
+binding. A pod that fits nowhere gets `PodScheduled=False` with upstream's
+message and a FailedScheduling event, and waits until a node or pod changes
+(or a minute passes) before it is tried again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from controlplane.api import meta, resources
+from controlplane.api.errors import StatusError
+from controlplane.client import Client, Informer, ShutDownError, WorkQueue
+from controlplane.scheduler.plugins import NodeInfo, filter_node, score_node, unschedulable_message
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+SCHEDULER_NAME = "default-scheduler"
+RETRY_UNSCHEDULABLE_SECONDS = 60.0
+
+
+def _pending(pod: Obj) -> bool:
+    spec = pod.get("spec") or {}
+    return (not spec.get("nodeName") and spec.get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME
+            and not pod["metadata"].get("deletionTimestamp")
+            and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+
+
+class Scheduler:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.pods = Informer(client, resources.PODS)
+        self.nodes = Informer(client, resources.NODES)
+        self.queue = WorkQueue("scheduler")
+        self.unschedulable: set[str] = set()
+        self.assumed: dict[str, tuple[str, Obj]] = {}  # pod key -> (node, pod as bound)
+        self.pods.add_index("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
+        self.pods.add_handler(on_add=self._pod_changed, on_update=lambda _o, n: self._pod_changed(n),
+                              on_delete=self._pod_deleted)
+        self.nodes.add_handler(on_add=self._cluster_changed, on_update=lambda _o, _n: self._cluster_changed(),
+                               on_delete=self._cluster_changed)
+
+    def _pod_changed(self, pod: Obj) -> None:
+        key = meta.key_of(pod)
+        if _pending(pod):
+            if key not in self.unschedulable:
+                self.queue.add(key)
+        else:
+            self.unschedulable.discard(key)
+            if (pod.get("spec") or {}).get("nodeName"):
+                self.assumed.pop(key, None)  # the cache now shows the binding
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        key = meta.key_of(pod)
+        self.assumed.pop(key, None)
+        self.unschedulable.discard(key)
+        self._cluster_changed()  # freed resources may fit a waiting pod
+
+    def _cluster_changed(self, *_: Obj) -> None:
+        for key in list(self.unschedulable):
+            self.unschedulable.discard(key)
+            self.queue.add(key)
+
+    def node_infos(self) -> list[NodeInfo]:
+        infos = {n["metadata"]["name"]: NodeInfo(n) for n in self.nodes.list()}
+        for name, info in infos.items():
+            info.pods = [p for p in self.pods.by_index("node", name)
+                         if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        for key, (node, pod) in self.assumed.items():
+            if node in infos and self.pods.get_by_key(key) is not None and \
+                    not (self.pods.get_by_key(key) or {}).get("spec", {}).get("nodeName"):
+                infos[node].pods.append(pod)
+        return list(infos.values())
+
+    async def schedule_one(self, key: str) -> None:
+        pod = self.pods.get_by_key(key)
+        if pod is None or not _pending(pod) or key in self.assumed:
+            return
+        infos = self.node_infos()
+        reasons: dict[str, int] = {}
+        feasible: list[NodeInfo] = []
+        for info in infos:
+            why = filter_node(pod, info)
+            if why:
+                for reason in why:
+                    reasons[reason] = reasons.get(reason, 0) + 1
+            else:
+                feasible.append(info)
+        if not feasible:
+            await self._unschedulable(pod, unschedulable_message(len(infos), reasons))
+            return
+        best = max(feasible, key=lambda info: (score_node(pod, info), info.name))
+        await self._bind(pod, best.name)
+
+    async def _bind(self, pod: Obj, node: str) -> None:
+        md = pod["metadata"]
+        binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": md["name"], "namespace":
+                   md["namespace"], "uid": md.get("uid")}, "target": {"apiVersion": "v1", "kind": "Node",
+                                                                      "name": node}}
+        key = meta.key_of(pod)
+        self.assumed[key] = (node, {**pod, "spec": {**pod["spec"], "nodeName": node}})
+        try:
+            await self.client.create_subresource(resources.PODS, md["name"], "binding", binding, md["namespace"])
+        except StatusError:
+            self.assumed.pop(key, None)
+            raise
+        await self._event(pod, "Normal", "Scheduled", f"Successfully assigned {key} to {node}")
+
+    async def _unschedulable(self, pod: Obj, message: str) -> None:
+        key = meta.key_of(pod)
+        self.unschedulable.add(key)
+        self.queue.add_after(key, RETRY_UNSCHEDULABLE_SECONDS)
+        conditions = [c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") != "PodScheduled"]
+        old = next((c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "PodScheduled"),
+                   None)
+        if old and old.get("message") == message and old.get("status") == "False":
+            return
+        conditions.append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+                           "lastProbeTime": None, "lastTransitionTime": meta.now_rfc3339()})
+        md = pod["metadata"]
+        await self.client.patch(resources.PODS, md["name"], {"status": {"conditions": conditions}}, md["namespace"],
+                                subresource="status")
+        await self._event(pod, "Warning", "FailedScheduling", message)
+
+    async def _event(self, pod: Obj, kind: str, reason: str, message: str) -> None:
+        md = pod["metadata"]
+        now = meta.now_rfc3339()
+        event = {"metadata": {"name": f"{md['name']}.{uuid.uuid4().hex[:16]}", "namespace": md["namespace"]},
+                 "involvedObject": {"kind": "Pod", "namespace": md["namespace"], "name": md["name"],
+                                    "uid": md.get("uid"), "apiVersion": "v1",
+                                    "resourceVersion": md.get("resourceVersion")},
+                 "reason": reason, "message": message, "type": kind, "count": 1,
+                 "firstTimestamp": now, "lastTimestamp": now, "source": {"component": SCHEDULER_NAME},
+                 "reportingComponent": SCHEDULER_NAME, "reportingInstance": SCHEDULER_NAME}
+        try:
+            await self.client.create(resources.EVENTS, event)
+        except StatusError as exc:  # events are best effort, as upstream's recorder
+            log.debug("event not recorded: %s", exc)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.nodes.start()
+        await self.pods.start()
+        await self.nodes.wait_synced()
+        await self.pods.wait_synced()
+        worker = asyncio.create_task(self._work())
+        try:
+            await stop.wait()
+        finally:
+            self.queue.shutdown()
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+            await self.pods.stop()
+            await self.nodes.stop()
+
+    async def _work(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except ShutDownError:
+                return
+            try:
+                await self.schedule_one(key)
+                self.queue.forget(key)
+            except (StatusError, OSError) as exc:
+                log.warning("scheduling %s: %s", key, exc)
+                self.queue.add_rate_limited(key)
+            finally:
+                self.queue.done(key)
+
+
+async def run_scheduler(client: Client, *, stop: asyncio.Event) -> None:
+    await Scheduler(client).run(stop)

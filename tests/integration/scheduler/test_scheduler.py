@@ -1,0 +1,85 @@
+"""The scheduler against the real API server: binding, spreading, Unschedulable and retry."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from controlplane.api import resources
+from controlplane.apiserver.server import APIServer
+from controlplane.client import Client
+from controlplane.scheduler.scheduler import Scheduler
+
+
+def node(name: str, cpu: str = "2") -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "status": {"allocatable": {"cpu": cpu, "memory": "4Gi", "pods": "110"},
+                       "capacity": {"cpu": cpu, "memory": "4Gi", "pods": "110"},
+                       "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def pod(name: str, cpu: str = "100m") -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "default", "ownerReferences": [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "rs-uid", "controller": True}]},
+            "spec": {"containers": [{"name": "c", "image": "i:1", "resources": {"requests": {"cpu": cpu}}}]}}
+
+
+async def eventually(check: Callable[[], Coroutine[Any, Any, bool]], timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.1)
+
+
+async def create_node(client: Client, body: dict[str, Any]) -> None:
+    created = await client.create(resources.NODES, {"metadata": body["metadata"]})
+    created["status"] = body["status"]
+    await client.update(resources.NODES, created, subresource="status")
+
+
+async def test_binds_spreads_and_retries_unschedulable(api_server: APIServer) -> None:
+    stop = asyncio.Event()
+    async with Client.from_kubeconfig(api_server.admin_kubeconfig) as client:
+        await create_node(client, node("n1"))
+        await create_node(client, node("n2"))
+        task = asyncio.create_task(Scheduler(client).run(stop))
+        try:
+            for i in range(4):
+                await client.create(resources.PODS, pod(f"p{i}"))
+
+            async def all_bound() -> bool:
+                pods = (await client.list(resources.PODS, "default"))["items"]
+                return len(pods) == 4 and all(p["spec"].get("nodeName") for p in pods)
+
+            await eventually(all_bound)
+            placement = [p["spec"]["nodeName"] for p in (await client.list(resources.PODS, "default"))["items"]]
+            assert sorted(placement) == ["n1", "n1", "n2", "n2"]  # spread across the two nodes
+            scheduled = await client.get(resources.PODS, "p0", "default")
+            assert {"type": "PodScheduled", "status": "True"}.items() <= next(
+                c for c in scheduled["status"]["conditions"] if c["type"] == "PodScheduled").items()
+
+            await client.create(resources.PODS, pod("huge", cpu="3"))
+
+            async def rejected() -> bool:
+                conds = (await client.get(resources.PODS, "huge", "default"))["status"].get("conditions") or []
+                return any(c["type"] == "PodScheduled" and c["status"] == "False" for c in conds)
+
+            await eventually(rejected)
+            huge = await client.get(resources.PODS, "huge", "default")
+            cond = next(c for c in huge["status"]["conditions"] if c["type"] == "PodScheduled")
+            assert cond["reason"] == "Unschedulable"
+            assert cond["message"].startswith("0/2 nodes are available: 2 Insufficient cpu.")
+            events = await client.list(resources.EVENTS, "default", field_selector="involvedObject.name=huge")
+            assert any(e["reason"] == "FailedScheduling" for e in events["items"])
+
+            await create_node(client, node("big", cpu="8"))
+
+            async def bound_to_big() -> bool:
+                return (await client.get(resources.PODS, "huge", "default"))["spec"].get("nodeName") == "big"
+
+            await eventually(bound_to_big)
+        finally:
+            stop.set()
+            await task
