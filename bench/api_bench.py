@@ -17,7 +17,6 @@ import os
 import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from controlplane.client import Client
 from controlplane.storage.sqlite import SQLiteStore
 
 ROW = b"x" * 550
+REPO = Path(__file__).resolve().parents[1]
 
 
 def emit(name: str, **values: object) -> None:
@@ -184,9 +184,10 @@ async def main() -> None:
 
         port = free_port()
         data = tmpdir / "server"
-        server = subprocess.Popen([sys.executable, "-m", "pyk8s.cli", "apiserver", "--data-dir", str(data),
-                                   "--secure-port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        server = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pyk8s.cli", "apiserver", "--data-dir", str(data), "--secure-port", str(port),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(REPO)})
         try:
             kubeconfig = data / "admin.kubeconfig"
             for _ in range(100):
@@ -201,7 +202,7 @@ async def main() -> None:
                                    args.watchers)
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            await asyncio.wait_for(server.wait(), 30)
 
 
 if __name__ == "__main__":
