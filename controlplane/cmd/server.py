@@ -1,9 +1,9 @@
 """`pyk8s server`: the control plane in one process, like `k3s server`.
 
 It runs the API server and, talking to it through the same client every other
-component uses, the controllers that exist so far (node IPAM, namespace
-lifecycle) and the scheduler. The remaining controllers and the on-host agent and
-proxy join here as they land; `--disable-agent` already selects the
+component uses, the scheduler and the controller manager (node IPAM, namespaces,
+ReplicaSets, ReplicationControllers, Deployments, garbage collection). The
+remaining controllers and the on-host agent and proxy join here as they land; `--disable-agent` already selects the
 control-plane-only mode that the lab and the Vagrant control-plane VM use.
 """
 
@@ -17,8 +17,7 @@ from controlplane.apiserver.server import APIServer
 from controlplane.client import Client
 from controlplane.cmd import apiserver
 from controlplane.cmd.signals import stop_on_signals
-from controlplane.controllers.namespace import NamespaceController
-from controlplane.controllers.nodeipam import NodeIPAMController
+from controlplane.controllers.manager import run_controller_manager
 from controlplane.scheduler.scheduler import run_scheduler
 
 log = logging.getLogger(__name__)
@@ -39,8 +38,8 @@ async def run(args: argparse.Namespace) -> int:
         log.warning("the on-host agent and proxy are not part of this build yet; running the control plane only")
     client = Client.from_kubeconfig(server.admin_kubeconfig)
     controllers = [
-        NodeIPAMController(client, args.cluster_cidr, args.node_cidr_mask_size).run(stop),
-        NamespaceController(client).run(stop),
+        run_controller_manager(client, stop=stop, cluster_cidr=args.cluster_cidr,
+                               node_mask=args.node_cidr_mask_size),
         run_scheduler(client, stop=stop),
     ]
     print(f"pyk8s control plane on {server.url}; kubeconfig: {server.admin_kubeconfig}", flush=True)

@@ -9,34 +9,38 @@ which lets the API server remove the namespace.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from controlplane.api import resources
 from controlplane.api.errors import StatusError
-from controlplane.client import Client, Informer, ShutDownError, WorkQueue
+from controlplane.client import Client, Informer
+from controlplane.controllers.base import Controller
 
 log = logging.getLogger(__name__)
 RECHECK_SECONDS = 2.0
 
 
-class NamespaceController:
+class NamespaceController(Controller):
+    name = "namespace"
+
     def __init__(self, client: Client) -> None:
+        super().__init__()
         self.client = client
         self.namespaces = Informer(client, resources.NAMESPACES)
-        self.queue = WorkQueue("namespace")
+        self.informers = [self.namespaces]
         self.namespaces.add_handler(on_add=self._enqueue, on_update=lambda _old, new: self._enqueue(new))
 
     def _enqueue(self, ns: dict[str, Any]) -> None:
         if ns["metadata"].get("deletionTimestamp"):
             self.queue.add(ns["metadata"]["name"])
 
-    async def sync(self, name: str) -> bool:
-        """Delete the namespace's content; True when it is empty and finalized."""
+    async def sync(self, key: str) -> float | None:
+        """Delete the namespace's content; once it is empty, finalize the namespace."""
+        name = key
         ns = self.namespaces.get(None, name)
         if ns is None or not ns["metadata"].get("deletionTimestamp"):
-            return True
+            return None
         remaining = 0
         for rt in resources.RESOURCES:
             if not rt.namespaced:
@@ -52,7 +56,7 @@ class NamespaceController:
                     if exc.code != 404:
                         raise
         if remaining:
-            return False
+            return RECHECK_SECONDS  # pods may be waiting out their grace period
         finalizers = [f for f in (ns.get("spec") or {}).get("finalizers") or [] if f != "kubernetes"]
         body = {**ns, "spec": {**(ns.get("spec") or {}), "finalizers": finalizers}}
         try:
@@ -60,32 +64,4 @@ class NamespaceController:
         except StatusError as exc:
             if exc.code != 404:
                 raise
-        return True
-
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.namespaces.start()
-        worker = asyncio.create_task(self._work())
-        try:
-            await stop.wait()
-        finally:
-            self.queue.shutdown()
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
-            await self.namespaces.stop()
-
-    async def _work(self) -> None:
-        while True:
-            try:
-                name = await self.queue.get()
-            except ShutDownError:
-                return
-            try:
-                if await self.sync(name):
-                    self.queue.forget(name)
-                else:
-                    self.queue.add_after(name, RECHECK_SECONDS)
-            except (StatusError, OSError) as exc:
-                log.warning("namespace %s: %s", name, exc)
-                self.queue.add_rate_limited(name)
-            finally:
-                self.queue.done(name)
+        return None

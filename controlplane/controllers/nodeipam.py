@@ -10,13 +10,13 @@ allocations within a controller manager; leader election keeps it to one.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 from typing import Any
 
 from controlplane.api import resources
-from controlplane.api.errors import StatusError
+from controlplane.client import Client, Informer
+from controlplane.controllers.base import Controller
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +54,18 @@ class CIDRAllocator:
         raise CIDRExhaustedError(f"no /{self.node_mask} left in {self.cluster}")
 
 
-class NodeIPAMController:
+class NodeIPAMController(Controller):
     """Watches Nodes and patches `spec.podCIDR`/`spec.podCIDRs` onto those without one."""
 
-    def __init__(self, client: Any, cluster_cidr: str, node_mask: int = 24) -> None:
-        from controlplane.client import Informer, WorkQueue
+    name = "nodeipam"
 
+    def __init__(self, client: Client, cluster_cidr: str, node_mask: int = 24) -> None:
+        super().__init__()
         self.client = client
         self.cluster_cidr = cluster_cidr
         self.node_mask = node_mask
         self.nodes = Informer(client, resources.NODES)
-        self.queue = WorkQueue("nodeipam")
+        self.informers = [self.nodes]
         # Ranges patched onto nodes whose update the informer has not shown yet: without
         # them the next allocation, read from a stale cache, could hand out the same range.
         self._assumed: dict[str, str] = {}
@@ -89,43 +90,15 @@ class NodeIPAMController:
             allocator.occupy(cidr)
         return allocator
 
-    async def sync(self, name: str) -> None:
+    async def sync(self, key: str) -> float | None:
+        name = key
         node = self.nodes.get(None, name)
         if node is None or node.get("spec", {}).get("podCIDR") or name in self._assumed:
-            return
+            return None
         cidr = self._allocator_from_cache().allocate()
         patch = {"metadata": {"resourceVersion": node["metadata"]["resourceVersion"]},
                  "spec": {"podCIDR": cidr, "podCIDRs": [cidr]}}
         await self.client.patch(resources.NODES, name, patch, patch_type="merge")
         self._assumed[name] = cidr
         log.info("allocated podCIDR %s to node %s", cidr, name)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.nodes.start()
-        await self.nodes.wait_synced()
-        worker = asyncio.create_task(self._work())
-        try:
-            await stop.wait()
-        finally:
-            self.queue.shutdown()
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
-            await self.nodes.stop()
-
-    async def _work(self) -> None:
-        from controlplane.client import ShutDownError
-
-        while True:
-            try:
-                name = await self.queue.get()
-            except ShutDownError:
-                return
-            try:
-                await self.sync(name)
-                self.queue.forget(name)
-            except (StatusError, CIDRExhaustedError, OSError) as exc:
-                # A conflict means our cache was stale: the retry sees the winner's range.
-                log.warning("node %s: podCIDR allocation failed: %s", name, exc)
-                self.queue.add_rate_limited(name)
-            finally:
-                self.queue.done(name)
+        return None

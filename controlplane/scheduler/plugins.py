@@ -269,6 +269,8 @@ def score_node(pod: Obj, info: NodeInfo) -> float:
 
 def unschedulable_message(total_nodes: int, reasons: dict[str, int]) -> str:
     """Upstream's FitError text, reasons sorted as strings."""
+    if total_nodes == 0:
+        return "no nodes available to schedule pods"
     parts = sorted(f"{count} {reason}" for reason, count in reasons.items())
     head = f"0/{total_nodes} nodes are available"
     if parts:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from typing import Any
 
 from controlplane.api import meta, resources
 from controlplane.api.errors import StatusError
 from controlplane.client import Client, Informer, ShutDownError, WorkQueue
+from controlplane.controllers.events import EventRecorder
 from controlplane.scheduler.plugins import NodeInfo, filter_node, score_node, unschedulable_message
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class Scheduler:
         self.pods = Informer(client, resources.PODS)
         self.nodes = Informer(client, resources.NODES)
         self.queue = WorkQueue("scheduler")
+        self.events = EventRecorder(client, SCHEDULER_NAME)
         self.unschedulable: set[str] = set()
         self.assumed: dict[str, tuple[str, Obj]] = {}  # pod key -> (node, pod as bound)
         self.pods.add_index("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
@@ -110,7 +111,7 @@ class Scheduler:
         except StatusError:
             self.assumed.pop(key, None)
             raise
-        await self._event(pod, "Normal", "Scheduled", f"Successfully assigned {key} to {node}")
+        await self.events.emit(pod, "Normal", "Scheduled", f"Successfully assigned {key} to {node}")
 
     async def _unschedulable(self, pod: Obj, message: str) -> None:
         key = meta.key_of(pod)
@@ -126,22 +127,7 @@ class Scheduler:
         md = pod["metadata"]
         await self.client.patch(resources.PODS, md["name"], {"status": {"conditions": conditions}}, md["namespace"],
                                 subresource="status")
-        await self._event(pod, "Warning", "FailedScheduling", message)
-
-    async def _event(self, pod: Obj, kind: str, reason: str, message: str) -> None:
-        md = pod["metadata"]
-        now = meta.now_rfc3339()
-        event = {"metadata": {"name": f"{md['name']}.{uuid.uuid4().hex[:16]}", "namespace": md["namespace"]},
-                 "involvedObject": {"kind": "Pod", "namespace": md["namespace"], "name": md["name"],
-                                    "uid": md.get("uid"), "apiVersion": "v1",
-                                    "resourceVersion": md.get("resourceVersion")},
-                 "reason": reason, "message": message, "type": kind, "count": 1,
-                 "firstTimestamp": now, "lastTimestamp": now, "source": {"component": SCHEDULER_NAME},
-                 "reportingComponent": SCHEDULER_NAME, "reportingInstance": SCHEDULER_NAME}
-        try:
-            await self.client.create(resources.EVENTS, event)
-        except StatusError as exc:  # events are best effort, as upstream's recorder
-            log.debug("event not recorded: %s", exc)
+        await self.events.emit(pod, "Warning", "FailedScheduling", message)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.nodes.start()

@@ -1,0 +1,29 @@
+"""`pyk8s controller-manager`: the controllers alone, against any API server."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from controlplane.client import Client
+from controlplane.cmd.signals import stop_on_signals
+from controlplane.controllers.manager import ALL, run_controller_manager
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", type=Path, required=True)
+    parser.add_argument("--cluster-cidr", default="10.244.0.0/16")
+    parser.add_argument("--node-cidr-mask-size", type=int, default=24)
+    parser.add_argument("--controllers", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
+
+
+async def run(args: argparse.Namespace) -> int:
+    enabled = tuple(c.strip() for c in args.controllers.split(",") if c.strip())
+    unknown = set(enabled) - set(ALL)
+    if unknown:
+        raise SystemExit(f"unknown controllers: {', '.join(sorted(unknown))}")
+    stop = stop_on_signals()
+    async with Client.from_kubeconfig(args.kubeconfig) as client:
+        await run_controller_manager(client, stop=stop, cluster_cidr=args.cluster_cidr,
+                                     node_mask=args.node_cidr_mask_size, enabled=enabled)
+    return 0

@@ -1,0 +1,41 @@
+"""The controller manager: every controller in one process, sharing informers.
+
+One informer per resource type serves all controllers (a pod cache is kept
+once, not once per controller), which is what client-go's shared informer
+factory is for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from controlplane.api import resources
+from controlplane.client import Client, Informer
+from controlplane.controllers.base import Controller
+from controlplane.controllers.deployment import DeploymentController
+from controlplane.controllers.garbagecollector import GarbageCollector
+from controlplane.controllers.namespace import NamespaceController
+from controlplane.controllers.nodeipam import NodeIPAMController
+from controlplane.controllers.replicaset import ReplicaSetController
+
+ALL = ("nodeipam", "namespace", "replicaset", "replicationcontroller", "deployment", "garbagecollector")
+
+
+def build(client: Client, *, cluster_cidr: str = "10.244.0.0/16", node_mask: int = 24,
+          enabled: tuple[str, ...] = ALL) -> list[Controller]:
+    shared: dict[str, Informer] = {}
+    makers = {
+        "nodeipam": lambda: NodeIPAMController(client, cluster_cidr, node_mask),
+        "namespace": lambda: NamespaceController(client),
+        "replicaset": lambda: ReplicaSetController(client, shared),
+        "replicationcontroller": lambda: ReplicaSetController(client, shared, resources.REPLICATIONCONTROLLERS),
+        "deployment": lambda: DeploymentController(client, shared),
+        "garbagecollector": lambda: GarbageCollector(client, shared),
+    }
+    return [makers[name]() for name in ALL if name in enabled]
+
+
+async def run_controller_manager(client: Client, *, stop: asyncio.Event, cluster_cidr: str = "10.244.0.0/16",
+                                 node_mask: int = 24, enabled: tuple[str, ...] = ALL) -> None:
+    controllers = build(client, cluster_cidr=cluster_cidr, node_mask=node_mask, enabled=enabled)
+    await asyncio.gather(*(c.run(stop) for c in controllers))

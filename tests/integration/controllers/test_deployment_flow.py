@@ -1,0 +1,152 @@
+"""Deployment -> ReplicaSet -> Pods with the real API server, scheduler and controllers.
+
+There is no kubelet in these tests: a small task plays it, marking every bound
+pod Running and Ready (and finishing graceful deletions), so the rollout
+logic sees the same signals it would from real nodes. The flows are driven with
+the real kubectl, as a user would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controlplane.api import meta, resources
+from controlplane.api.errors import StatusError
+from controlplane.apiserver.server import APIServer
+from controlplane.client import Client
+from controlplane.controllers.manager import run_controller_manager
+from controlplane.scheduler.scheduler import run_scheduler
+from tests.conftest import kubectl
+
+
+async def play_kubelet(client: Client, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        for pod in (await client.list(resources.PODS))["items"]:
+            md, spec = pod["metadata"], pod["spec"]
+            try:
+                if md.get("deletionTimestamp") and spec.get("nodeName"):
+                    await client.delete(resources.PODS, md["name"], md["namespace"], grace_period_seconds=0)
+                elif spec.get("nodeName") and not meta.is_pod_ready(pod):
+                    now = meta.now_rfc3339()
+                    status = {"phase": "Running", "podIP": "10.244.0.10", "startTime": now, "conditions": [
+                        {"type": t, "status": "True", "lastTransitionTime": now}
+                        for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]}
+                    await client.patch(resources.PODS, md["name"], {"status": status}, md["namespace"],
+                                       subresource="status")
+            except StatusError:
+                pass  # raced with a controller; the next round sees the new state
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def cluster(api_server: APIServer) -> AsyncIterator[Client]:
+    stop = asyncio.Event()
+    client = Client.from_kubeconfig(api_server.admin_kubeconfig)
+    for name in ("n1", "n2"):
+        node = await client.create(resources.NODES, {"metadata": {"name": name}})
+        node["status"] = {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                          "conditions": [{"type": "Ready", "status": "True"}]}
+        await client.update(resources.NODES, node, subresource="status")
+    tasks = [asyncio.create_task(run_controller_manager(client, stop=stop)),
+             asyncio.create_task(run_scheduler(client, stop=stop)),
+             asyncio.create_task(play_kubelet(client, stop))]
+    try:
+        yield client
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await client.close()
+
+
+async def k(kubeconfig: Path, *args: str, check: bool = True) -> str:
+    result = await asyncio.to_thread(kubectl, kubeconfig, *args, check=check)
+    return result.stdout
+
+
+async def pods(client: Client) -> list[dict[str, Any]]:
+    return [p for p in (await client.list(resources.PODS, "default"))["items"]
+            if not p["metadata"].get("deletionTimestamp")]
+
+
+async def eventually(check: Any, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.2)
+
+
+async def test_rollout_undo_scale_heal_and_cascade(cluster: Client, kubeconfig: Path) -> None:
+    client = cluster
+    await k(kubeconfig, "create", "deployment", "web", "--image=pyk8s.local/web:1", "--replicas=3")
+    assert "successfully rolled out" in await k(kubeconfig, "rollout", "status", "deployment/web", "--timeout=60s")
+    first = await pods(client)
+    assert len(first) == 3 and {p["spec"]["nodeName"] for p in first} == {"n1", "n2"}
+
+    await k(kubeconfig, "set", "image", "deployment/web", "web=pyk8s.local/web:2")
+    assert "successfully rolled out" in await k(kubeconfig, "rollout", "status", "deployment/web", "--timeout=60s")
+    images = {p["spec"]["containers"][0]["image"] for p in await pods(client)}
+    assert images == {"pyk8s.local/web:2"}
+    history = await k(kubeconfig, "rollout", "history", "deployment/web")
+    assert "1" in history and "2" in history
+
+    await k(kubeconfig, "rollout", "undo", "deployment/web")
+    assert "successfully rolled out" in await k(kubeconfig, "rollout", "status", "deployment/web", "--timeout=60s")
+
+    async def back_to_v1() -> bool:
+        current = await pods(client)
+        return len(current) == 3 and {p["spec"]["containers"][0]["image"] for p in current} == {"pyk8s.local/web:1"}
+
+    await eventually(back_to_v1)
+    deploy = json.loads(await k(kubeconfig, "get", "deployment", "web", "-o", "json"))
+    assert deploy["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    assert {c["type"]: c["reason"] for c in deploy["status"]["conditions"]} == {
+        "Available": "MinimumReplicasAvailable", "Progressing": "NewReplicaSetAvailable"}
+
+    await k(kubeconfig, "scale", "deployment/web", "--replicas=5")
+
+    async def five() -> bool:
+        return len(await pods(client)) == 5
+
+    await eventually(five)
+    await k(kubeconfig, "scale", "deployment/web", "--replicas=2")
+
+    async def two() -> bool:
+        return len(await pods(client)) == 2
+
+    await eventually(two)
+    victim = (await pods(client))[0]["metadata"]["name"]
+    await k(kubeconfig, "delete", "pod", victim)
+
+    async def healed() -> bool:
+        current = await pods(client)
+        return len(current) == 2 and victim not in {p["metadata"]["name"] for p in current}
+
+    await eventually(healed)
+
+    await k(kubeconfig, "delete", "deployment", "web")
+
+    async def all_gone() -> bool:
+        rs = (await client.list(resources.REPLICASETS, "default"))["items"]
+        return not rs and not (await client.list(resources.PODS, "default"))["items"]
+
+    await eventually(all_gone)
+
+
+async def test_orphan_deletion_keeps_the_replicaset(cluster: Client, kubeconfig: Path) -> None:
+    await k(kubeconfig, "create", "deployment", "keep", "--image=pyk8s.local/web:1", "--replicas=1")
+    await k(kubeconfig, "rollout", "status", "deployment/keep", "--timeout=60s")
+    await k(kubeconfig, "delete", "deployment", "keep", "--cascade=orphan")
+
+    async def orphaned() -> bool:
+        rs = (await cluster.list(resources.REPLICASETS, "default"))["items"]
+        return len(rs) == 1 and not rs[0]["metadata"].get("ownerReferences")
+
+    await eventually(orphaned)
+    assert len(await pods(cluster)) == 1
