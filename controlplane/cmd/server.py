@@ -2,7 +2,8 @@
 
 It runs the API server and, talking to it through the same client every other
 component uses, the scheduler and the controller manager (node IPAM, namespaces,
-ReplicaSets, ReplicationControllers, Deployments, garbage collection). The
+service accounts, ReplicaSets, ReplicationControllers, Deployments, EndpointSlices and
+Endpoints, garbage collection). The
 remaining controllers and the on-host agent and proxy join here as they land; `--disable-agent` already selects the
 control-plane-only mode that the lab and the Vagrant control-plane VM use.
 """

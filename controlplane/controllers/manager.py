@@ -13,12 +13,15 @@ from controlplane.api import resources
 from controlplane.client import Client, Informer
 from controlplane.controllers.base import Controller
 from controlplane.controllers.deployment import DeploymentController
+from controlplane.controllers.endpoints import EndpointsController
 from controlplane.controllers.garbagecollector import GarbageCollector
 from controlplane.controllers.namespace import NamespaceController
 from controlplane.controllers.nodeipam import NodeIPAMController
 from controlplane.controllers.replicaset import ReplicaSetController
+from controlplane.controllers.serviceaccount import ServiceAccountController
 
-ALL = ("nodeipam", "namespace", "replicaset", "replicationcontroller", "deployment", "garbagecollector")
+ALL = ("nodeipam", "namespace", "serviceaccount", "replicaset", "replicationcontroller", "deployment",
+       "endpointslice", "garbagecollector")
 
 
 def build(client: Client, *, cluster_cidr: str = "10.244.0.0/16", node_mask: int = 24,
@@ -30,6 +33,8 @@ def build(client: Client, *, cluster_cidr: str = "10.244.0.0/16", node_mask: int
         "replicaset": lambda: ReplicaSetController(client, shared),
         "replicationcontroller": lambda: ReplicaSetController(client, shared, resources.REPLICATIONCONTROLLERS),
         "deployment": lambda: DeploymentController(client, shared),
+        "serviceaccount": lambda: ServiceAccountController(client, shared),
+        "endpointslice": lambda: EndpointsController(client, shared),
         "garbagecollector": lambda: GarbageCollector(client, shared),
     }
     return [makers[name]() for name in ALL if name in enabled]

@@ -26,6 +26,7 @@ from tests.conftest import kubectl
 
 
 async def play_kubelet(client: Client, stop: asyncio.Event) -> None:
+    addresses: dict[str, str] = {}
     while not stop.is_set():
         for pod in (await client.list(resources.PODS))["items"]:
             md, spec = pod["metadata"], pod["spec"]
@@ -34,7 +35,8 @@ async def play_kubelet(client: Client, stop: asyncio.Event) -> None:
                     await client.delete(resources.PODS, md["name"], md["namespace"], grace_period_seconds=0)
                 elif spec.get("nodeName") and not meta.is_pod_ready(pod):
                     now = meta.now_rfc3339()
-                    status = {"phase": "Running", "podIP": "10.244.0.10", "startTime": now, "conditions": [
+                    ip = addresses.setdefault(md["uid"], f"10.244.0.{len(addresses) + 10}")
+                    status = {"phase": "Running", "podIP": ip, "startTime": now, "conditions": [
                         {"type": t, "status": "True", "lastTransitionTime": now}
                         for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]}
                     await client.patch(resources.PODS, md["name"], {"status": status}, md["namespace"],
@@ -150,3 +152,38 @@ async def test_orphan_deletion_keeps_the_replicaset(cluster: Client, kubeconfig:
 
     await eventually(orphaned)
     assert len(await pods(cluster)) == 1
+
+
+async def test_service_endpoints_follow_ready_pods(cluster: Client, kubeconfig: Path) -> None:
+    await k(kubeconfig, "create", "deployment", "api", "--image=pyk8s.local/web:1", "--replicas=2", "--port=8080")
+    await k(kubeconfig, "expose", "deployment", "api", "--port=80", "--target-port=8080")
+    await k(kubeconfig, "rollout", "status", "deployment/api", "--timeout=60s")
+
+    async def two_ready() -> bool:
+        slices = (await cluster.list(resources.ENDPOINTSLICES, "default",
+                                     label_selector="kubernetes.io/service-name=api"))["items"]
+        endpoints = [e for s in slices for e in s["endpoints"] if e["conditions"]["ready"]]
+        return len(endpoints) == 2 and all(s["ports"] == [{"name": "", "protocol": "TCP", "port": 8080}]
+                                           for s in slices)
+
+    await eventually(two_ready)
+    legacy = await cluster.get(resources.ENDPOINTS, "api", "default")
+    assert len(legacy["subsets"][0]["addresses"]) == 2
+    described = await k(kubeconfig, "get", "endpointslices", "-l", "kubernetes.io/service-name=api")
+    assert "8080" in described and "IPv4" in described
+
+    sa = await cluster.get(resources.SERVICEACCOUNTS, "default", "default")
+    assert sa["metadata"]["name"] == "default"
+
+    await k(kubeconfig, "delete", "service", "api")
+
+    async def cleaned() -> bool:
+        slices = (await cluster.list(resources.ENDPOINTSLICES, "default",
+                                     label_selector="kubernetes.io/service-name=api"))["items"]
+        try:
+            await cluster.get(resources.ENDPOINTS, "api", "default")
+            return False
+        except StatusError:
+            return not slices
+
+    await eventually(cleaned)
