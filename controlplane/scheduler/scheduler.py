@@ -15,7 +15,8 @@ from typing import Any
 
 from controlplane.api import meta, resources
 from controlplane.api.errors import StatusError
-from controlplane.client import Client, Informer, ShutDownError, WorkQueue
+from controlplane.client import Client, Informer
+from controlplane.controllers.base import Controller
 from controlplane.controllers.events import EventRecorder
 from controlplane.scheduler.plugins import NodeInfo, filter_node, score_node, unschedulable_message
 
@@ -32,15 +33,18 @@ def _pending(pod: Obj) -> bool:
             and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
 
 
-class Scheduler:
+class Scheduler(Controller):
+    name = "scheduler"
+
     def __init__(self, client: Client) -> None:
+        super().__init__()
         self.client = client
         self.pods = Informer(client, resources.PODS)
         self.nodes = Informer(client, resources.NODES)
-        self.queue = WorkQueue("scheduler")
         self.events = EventRecorder(client, SCHEDULER_NAME)
         self.unschedulable: set[str] = set()
         self.assumed: dict[str, tuple[str, Obj]] = {}  # pod key -> (node, pod as bound)
+        self.informers = [self.nodes, self.pods]
         self.pods.add_index("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
         self.pods.add_handler(on_add=self._pod_changed, on_update=lambda _o, n: self._pod_changed(n),
                               on_delete=self._pod_deleted)
@@ -79,10 +83,11 @@ class Scheduler:
                 infos[node].pods.append(pod)
         return list(infos.values())
 
-    async def schedule_one(self, key: str) -> None:
+    async def sync(self, key: str) -> float | None:
+        """Schedule one pending pod (by key)."""
         pod = self.pods.get_by_key(key)
         if pod is None or not _pending(pod) or key in self.assumed:
-            return
+            return None
         infos = self.node_infos()
         reasons: dict[str, int] = {}
         feasible: list[NodeInfo] = []
@@ -95,9 +100,10 @@ class Scheduler:
                 feasible.append(info)
         if not feasible:
             await self._unschedulable(pod, unschedulable_message(len(infos), reasons))
-            return
+            return None
         best = max(feasible, key=lambda info: (score_node(pod, info), info.name))
         await self._bind(pod, best.name)
+        return None
 
     async def _bind(self, pod: Obj, node: str) -> None:
         md = pod["metadata"]
@@ -128,36 +134,6 @@ class Scheduler:
         await self.client.patch(resources.PODS, md["name"], {"status": {"conditions": conditions}}, md["namespace"],
                                 subresource="status")
         await self.events.emit(pod, "Warning", "FailedScheduling", message)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.nodes.start()
-        await self.pods.start()
-        await self.nodes.wait_synced()
-        await self.pods.wait_synced()
-        worker = asyncio.create_task(self._work())
-        try:
-            await stop.wait()
-        finally:
-            self.queue.shutdown()
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
-            await self.pods.stop()
-            await self.nodes.stop()
-
-    async def _work(self) -> None:
-        while True:
-            try:
-                key = await self.queue.get()
-            except ShutDownError:
-                return
-            try:
-                await self.schedule_one(key)
-                self.queue.forget(key)
-            except (StatusError, OSError) as exc:
-                log.warning("scheduling %s: %s", key, exc)
-                self.queue.add_rate_limited(key)
-            finally:
-                self.queue.done(key)
 
 
 async def run_scheduler(client: Client, *, stop: asyncio.Event) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,7 @@ from controlplane.api import resources
 from controlplane.api.errors import StatusError
 from controlplane.apiserver.server import APIServer, APIServerConfig
 from controlplane.client import Client, Informer
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
+from tests.helpers import eventually
 
 
 async def test_verbs_and_errors(kubeconfig: Path) -> None:

@@ -23,6 +23,7 @@ from controlplane.client import Client
 from controlplane.controllers.manager import run_controller_manager
 from controlplane.scheduler.scheduler import run_scheduler
 from tests.conftest import kubectl
+from tests.helpers import eventually
 
 
 async def play_kubelet(client: Client, stop: asyncio.Event) -> None:
@@ -74,14 +75,6 @@ async def k(kubeconfig: Path, *args: str, check: bool = True) -> str:
 async def pods(client: Client) -> list[dict[str, Any]]:
     return [p for p in (await client.list(resources.PODS, "default"))["items"]
             if not p["metadata"].get("deletionTimestamp")]
-
-
-async def eventually(check: Any, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.2)
 
 
 async def test_rollout_undo_scale_heal_and_cascade(cluster: Client, kubeconfig: Path) -> None:

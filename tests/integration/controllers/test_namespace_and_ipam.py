@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 from controlplane.api import resources
 from controlplane.api.errors import StatusError
@@ -12,14 +10,7 @@ from controlplane.apiserver.server import APIServer
 from controlplane.client import Client
 from controlplane.controllers.namespace import NamespaceController
 from controlplane.controllers.nodeipam import NodeIPAMController
-
-
-async def eventually(check: Callable[[], Coroutine[Any, Any, bool]], timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.1)
+from tests.helpers import eventually
 
 
 async def test_deleting_a_namespace_removes_its_content_then_itself(api_server: APIServer) -> None:

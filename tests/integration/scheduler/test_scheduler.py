@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from controlplane.api import resources
 from controlplane.apiserver.server import APIServer
 from controlplane.client import Client
 from controlplane.scheduler.scheduler import Scheduler
+from tests.helpers import eventually
 
 
 def node(name: str, cpu: str = "2") -> dict[str, Any]:
@@ -23,14 +23,6 @@ def pod(name: str, cpu: str = "100m") -> dict[str, Any]:
     return {"metadata": {"name": name, "namespace": "default", "ownerReferences": [
         {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "rs-uid", "controller": True}]},
             "spec": {"containers": [{"name": "c", "image": "i:1", "resources": {"requests": {"cpu": cpu}}}]}}
-
-
-async def eventually(check: Callable[[], Coroutine[Any, Any, bool]], timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.1)
 
 
 async def create_node(client: Client, body: dict[str, Any]) -> None:
