@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 
 from controlplane.client import Client
+from controlplane.cmd.election import run_elected
 from controlplane.cmd.signals import stop_on_signals
 from controlplane.controllers.manager import ALL, run_controller_manager
 
@@ -14,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--cluster-cidr", default="10.244.0.0/16")
     parser.add_argument("--node-cidr-mask-size", type=int, default=24)
+    parser.add_argument("--leader-elect", action="store_true", help="run only while holding the "
+                        "kube-system/kube-controller-manager Lease")
     parser.add_argument("--controllers", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
 
 
@@ -24,6 +28,11 @@ async def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"unknown controllers: {', '.join(sorted(unknown))}")
     stop = stop_on_signals()
     async with Client.from_kubeconfig(args.kubeconfig) as client:
-        await run_controller_manager(client, stop=stop, cluster_cidr=args.cluster_cidr,
-                                     node_mask=args.node_cidr_mask_size, enabled=enabled)
+        async def work(until: asyncio.Event) -> None:
+            await run_controller_manager(client, stop=until, cluster_cidr=args.cluster_cidr,
+                                         node_mask=args.node_cidr_mask_size, enabled=enabled)
+
+        if args.leader_elect:
+            return await run_elected(client, "kube-controller-manager", stop, work)
+        await work(stop)
     return 0
