@@ -17,18 +17,23 @@ from controlplane.controllers.endpoints import EndpointsController
 from controlplane.controllers.garbagecollector import GarbageCollector
 from controlplane.controllers.namespace import NamespaceController
 from controlplane.controllers.nodeipam import NodeIPAMController
+from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.replicaset import ReplicaSetController
 from controlplane.controllers.serviceaccount import ServiceAccountController
 
-ALL = ("nodeipam", "namespace", "serviceaccount", "replicaset", "replicationcontroller", "deployment",
+ALL = ("nodeipam", "nodelifecycle", "namespace", "serviceaccount", "replicaset", "replicationcontroller", "deployment",
        "endpointslice", "garbagecollector")
 
 
 def build(client: Client, *, cluster_cidr: str = "10.244.0.0/16", node_mask: int = 24,
-          enabled: tuple[str, ...] = ALL) -> list[Controller]:
+          enabled: tuple[str, ...] = ALL, node_monitor_grace_period: float = 40.0,
+          default_toleration_seconds: float = 300.0) -> list[Controller]:
     shared: dict[str, Informer] = {}
     makers = {
         "nodeipam": lambda: NodeIPAMController(client, cluster_cidr, node_mask),
+        "nodelifecycle": lambda: NodeLifecycleController(
+            client, shared, grace_period=node_monitor_grace_period,
+            default_toleration_seconds=default_toleration_seconds),
         "namespace": lambda: NamespaceController(client),
         "replicaset": lambda: ReplicaSetController(client, shared),
         "replicationcontroller": lambda: ReplicaSetController(client, shared, resources.REPLICATIONCONTROLLERS),
@@ -41,6 +46,10 @@ def build(client: Client, *, cluster_cidr: str = "10.244.0.0/16", node_mask: int
 
 
 async def run_controller_manager(client: Client, *, stop: asyncio.Event, cluster_cidr: str = "10.244.0.0/16",
-                                 node_mask: int = 24, enabled: tuple[str, ...] = ALL) -> None:
-    controllers = build(client, cluster_cidr=cluster_cidr, node_mask=node_mask, enabled=enabled)
+                                 node_mask: int = 24, enabled: tuple[str, ...] = ALL,
+                                 node_monitor_grace_period: float = 40.0,
+                                 default_toleration_seconds: float = 300.0) -> None:
+    controllers = build(client, cluster_cidr=cluster_cidr, node_mask=node_mask, enabled=enabled,
+                        node_monitor_grace_period=node_monitor_grace_period,
+                        default_toleration_seconds=default_toleration_seconds)
     await asyncio.gather(*(c.run(stop) for c in controllers))

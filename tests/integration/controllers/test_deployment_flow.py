@@ -26,11 +26,24 @@ from tests.conftest import kubectl
 from tests.helpers import eventually
 
 
+LIVE_NODES = {"n1", "n2"}  # nodes whose (played) kubelet still heartbeats
+
+
 async def play_kubelet(client: Client, stop: asyncio.Event) -> None:
     addresses: dict[str, str] = {}
     while not stop.is_set():
+        for name in list(LIVE_NODES):
+            lease = {"metadata": {"name": name, "namespace": "kube-node-lease"},
+                     "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": meta.now_micro()}}
+            try:
+                current = await client.get(resources.LEASES, name, "kube-node-lease")
+                await client.update(resources.LEASES, {**current, "spec": lease["spec"]})
+            except StatusError:
+                await client.create(resources.LEASES, lease)
         for pod in (await client.list(resources.PODS))["items"]:
             md, spec = pod["metadata"], pod["spec"]
+            if spec.get("nodeName") and spec["nodeName"] not in LIVE_NODES:
+                continue  # that node's kubelet is dead: nothing answers for its pods
             try:
                 if md.get("deletionTimestamp") and spec.get("nodeName"):
                     await client.delete(resources.PODS, md["name"], md["namespace"], grace_period_seconds=0)
@@ -51,12 +64,14 @@ async def play_kubelet(client: Client, stop: asyncio.Event) -> None:
 async def cluster(api_server: APIServer) -> AsyncIterator[Client]:
     stop = asyncio.Event()
     client = Client.from_kubeconfig(api_server.admin_kubeconfig)
+    LIVE_NODES.update({"n1", "n2"})
     for name in ("n1", "n2"):
         node = await client.create(resources.NODES, {"metadata": {"name": name}})
         node["status"] = {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
                           "conditions": [{"type": "Ready", "status": "True"}]}
         await client.update(resources.NODES, node, subresource="status")
-    tasks = [asyncio.create_task(run_controller_manager(client, stop=stop)),
+    tasks = [asyncio.create_task(run_controller_manager(client, stop=stop, node_monitor_grace_period=3.0,
+                                                        default_toleration_seconds=1.0)),
              asyncio.create_task(run_scheduler(client, stop=stop)),
              asyncio.create_task(play_kubelet(client, stop))]
     try:
@@ -180,3 +195,23 @@ async def test_service_endpoints_follow_ready_pods(cluster: Client, kubeconfig: 
             return not slices
 
     await eventually(cleaned)
+
+
+async def test_silent_node_is_tainted_and_its_pods_move(cluster: Client, kubeconfig: Path) -> None:
+    await k(kubeconfig, "create", "deployment", "mover", "--image=pyk8s.local/web:1", "--replicas=2")
+    await k(kubeconfig, "rollout", "status", "deployment/mover", "--timeout=60s")
+    LIVE_NODES.discard("n2")  # n2's kubelet stops: no more lease renewals
+
+    async def n2_unknown() -> bool:
+        node = await cluster.get(resources.NODES, "n2")
+        ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+        taints = {(t["key"], t["effect"]) for t in node["spec"].get("taints") or []}
+        return ready["status"] == "Unknown" and ("node.kubernetes.io/unreachable", "NoExecute") in taints
+
+    await eventually(n2_unknown)
+
+    async def all_on_n1() -> bool:
+        live = await pods(cluster)
+        return len(live) == 2 and all(p["spec"].get("nodeName") == "n1" and meta.is_pod_ready(p) for p in live)
+
+    await eventually(all_on_n1)
