@@ -25,7 +25,6 @@ from controlplane.scheduler.scheduler import run_scheduler
 from tests.conftest import kubectl
 from tests.helpers import eventually
 
-
 LIVE_NODES = {"n1", "n2"}  # nodes whose (played) kubelet still heartbeats
 
 
