@@ -15,6 +15,7 @@ from controlplane.controllers.base import Controller
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.endpoints import EndpointsController
 from controlplane.controllers.garbagecollector import GarbageCollector
+from controlplane.controllers.job import JobController
 from controlplane.controllers.namespace import NamespaceController
 from controlplane.controllers.nodeipam import NodeIPAMController
 from controlplane.controllers.nodelifecycle import NodeLifecycleController
@@ -22,7 +23,7 @@ from controlplane.controllers.replicaset import ReplicaSetController
 from controlplane.controllers.serviceaccount import ServiceAccountController
 
 ALL = ("nodeipam", "nodelifecycle", "namespace", "serviceaccount", "replicaset", "replicationcontroller", "deployment",
-       "endpointslice", "garbagecollector")
+       "job", "endpointslice", "garbagecollector")
 
 
 def build(client: Client, *, cluster_cidr: str = "10.244.0.0/16", node_mask: int = 24,
@@ -40,6 +41,7 @@ def build(client: Client, *, cluster_cidr: str = "10.244.0.0/16", node_mask: int
         "deployment": lambda: DeploymentController(client, shared),
         "serviceaccount": lambda: ServiceAccountController(client, shared),
         "endpointslice": lambda: EndpointsController(client, shared),
+        "job": lambda: JobController(client, shared),
         "garbagecollector": lambda: GarbageCollector(client, shared),
     }
     return [makers[name]() for name in ALL if name in enabled]

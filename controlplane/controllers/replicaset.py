@@ -54,7 +54,7 @@ def pod_from_template(owner: Obj, template: Obj) -> Obj:
     }
 
 
-class _Expectations:
+class Expectations:
     """Pod names created or deleted but not yet seen as such by the informer."""
 
     def __init__(self) -> None:
@@ -86,7 +86,7 @@ class ReplicaSetController(Controller):
         self.owners = shared.setdefault(rt.plural, Informer(client, rt))
         pods = self.pods = shared.setdefault("pods", Informer(client, resources.PODS))
         self.informers = [self.owners, pods]
-        self.expectations = _Expectations()
+        self.expectations = Expectations()
         self.events = EventRecorder(client, "replicaset-controller" if rt is resources.REPLICASETS
                                     else "replication-controller")
         self.owners.add_handler(on_add=self._enqueue, on_update=lambda _o, n: self._enqueue(n))

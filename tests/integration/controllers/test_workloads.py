@@ -46,6 +46,12 @@ async def play_kubelet(client: Client, stop: asyncio.Event) -> None:
             try:
                 if md.get("deletionTimestamp") and spec.get("nodeName"):
                     await client.delete(resources.PODS, md["name"], md["namespace"], grace_period_seconds=0)
+                elif spec.get("nodeName") and "job-name" in (md.get("labels") or {}) and \
+                        pod["status"].get("phase") not in ("Succeeded", "Failed"):
+                    # Job pods run to completion; an annotation tells this played kubelet the exit code.
+                    failed = (md.get("annotations") or {}).get("test.pyk8s/exit") == "1"
+                    await client.patch(resources.PODS, md["name"], {"status": {
+                        "phase": "Failed" if failed else "Succeeded"}}, md["namespace"], subresource="status")
                 elif spec.get("nodeName") and not meta.is_pod_ready(pod):
                     now = meta.now_rfc3339()
                     ip = addresses.setdefault(md["uid"], f"10.244.0.{len(addresses) + 10}")
@@ -214,3 +220,44 @@ async def test_silent_node_is_tainted_and_its_pods_move(cluster: Client, kubecon
         return len(live) == 2 and all(p["spec"].get("nodeName") == "n1" and meta.is_pod_ready(p) for p in live)
 
     await eventually(all_on_n1)
+
+
+def job(name: str, *, completions: int, parallelism: int, fail: bool = False, **extra: Any) -> dict[str, Any]:
+    annotations = {"test.pyk8s/exit": "1" if fail else "0"}
+    return {"metadata": {"name": name, "namespace": "default"}, "spec": {
+        "completions": completions, "parallelism": parallelism, **extra,
+        "template": {"metadata": {"annotations": annotations}, "spec": {
+            "restartPolicy": "Never", "containers": [{"name": "c", "image": "pyk8s.local/busybox:1"}]}}}}
+
+
+async def test_jobs_complete_fail_and_expire(cluster: Client, kubeconfig: Path) -> None:
+    await cluster.create(resources.JOBS, job("ok", completions=3, parallelism=2))
+    await cluster.create(resources.JOBS, job("bad", completions=1, parallelism=1, fail=True, backoffLimit=1))
+    await cluster.create(resources.JOBS, job("brief", completions=1, parallelism=1, ttlSecondsAfterFinished=0))
+
+    def condition(obj: dict[str, Any]) -> tuple[str, str] | None:
+        for cond in (obj.get("status") or {}).get("conditions") or []:
+            if cond.get("status") == "True":
+                return cond["type"], cond.get("reason", "")
+        return None
+
+    async def ok_done() -> bool:
+        return condition(await cluster.get(resources.JOBS, "ok", "default")) == ("Complete", "")
+
+    await eventually(ok_done)
+    ok = await cluster.get(resources.JOBS, "ok", "default")
+    assert ok["status"]["succeeded"] == 3 and ok["status"].get("completionTime")
+
+    async def bad_failed() -> bool:
+        return condition(await cluster.get(resources.JOBS, "bad", "default")) == ("Failed", "BackoffLimitExceeded")
+
+    await eventually(bad_failed)
+    assert (await cluster.get(resources.JOBS, "bad", "default"))["status"]["failed"] == 2
+
+    async def brief_gone() -> bool:
+        return not [j for j in (await cluster.list(resources.JOBS, "default"))["items"]
+                    if j["metadata"]["name"] == "brief"]
+
+    await eventually(brief_gone)
+    table = await k(kubeconfig, "get", "jobs")
+    assert "ok" in table and "Complete" in table and "3/3" in table
