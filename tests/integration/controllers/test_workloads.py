@@ -1,4 +1,4 @@
-"""Deployment -> ReplicaSet -> Pods with the real API server, scheduler and controllers.
+"""Workloads (Deployments, Services, Jobs, node failure) with the real API server, scheduler and controllers.
 
 There is no kubelet in these tests: a small task plays it, marking every bound
 pod Running and Ready (and finishing graceful deletions), so the rollout
@@ -69,6 +69,7 @@ async def play_kubelet(client: Client, stop: asyncio.Event) -> None:
 async def cluster(api_server: APIServer) -> AsyncIterator[Client]:
     stop = asyncio.Event()
     client = Client.from_kubeconfig(api_server.admin_kubeconfig)
+    LIVE_NODES.clear()
     LIVE_NODES.update({"n1", "n2"})
     for name in ("n1", "n2"):
         node = await client.create(resources.NODES, {"metadata": {"name": name}})
@@ -261,3 +262,30 @@ async def test_jobs_complete_fail_and_expire(cluster: Client, kubeconfig: Path) 
     await eventually(brief_gone)
     table = await k(kubeconfig, "get", "jobs")
     assert "ok" in table and "Complete" in table and "3/3" in table
+
+
+async def test_daemonset_lands_one_pod_per_node_and_follows_new_nodes(cluster: Client, kubeconfig: Path) -> None:
+    await cluster.create(resources.DAEMONSETS, {"metadata": {"name": "agent", "namespace": "default"}, "spec": {
+        "selector": {"matchLabels": {"app": "agent"}},
+        "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {
+            "containers": [{"name": "c", "image": "pyk8s.local/busybox:1"}]}}}})
+
+    async def placed(expected: set[str]) -> bool:
+        live = [p for p in await pods(cluster) if (p["metadata"].get("labels") or {}).get("app") == "agent"]
+        return sorted(p["spec"].get("nodeName") or "" for p in live) == sorted(expected)
+
+    await eventually(lambda: placed({"n1", "n2"}))
+    LIVE_NODES.add("n3")
+    node = await cluster.create(resources.NODES, {"metadata": {"name": "n3"}})
+    node["status"] = {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                      "conditions": [{"type": "Ready", "status": "True"}]}
+    await cluster.update(resources.NODES, node, subresource="status")
+    await eventually(lambda: placed({"n1", "n2", "n3"}))
+
+    async def counted() -> bool:
+        status = (await cluster.get(resources.DAEMONSETS, "agent", "default")).get("status") or {}
+        return status.get("desiredNumberScheduled") == 3 and status.get("numberReady") == 3
+
+    await eventually(counted)
+    table = await k(kubeconfig, "get", "daemonset", "agent")
+    assert table.split("\n")[1].split()[1:4] == ["3", "3", "3"]

@@ -1,0 +1,180 @@
+"""DaemonSet controller: one pod per eligible node, replaced node by node on update.
+
+Each pod is pinned to its node with a required node affinity on
+`metadata.name` (as upstream does) and then bound by the scheduler like any
+pod, so taints, resources and host ports are checked in one place. A node is
+eligible when the template's nodeSelector/affinity match it and its NoSchedule
+taints are tolerated (with the DaemonSet's default tolerations for the
+not-ready, unreachable and unschedulable taints). A RollingUpdate replaces at
+most `maxUnavailable` out-of-date pods at a time.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+from controlplane.api import meta, resources
+from controlplane.api.errors import StatusError
+from controlplane.client import Client, Informer
+from controlplane.controllers.base import Controller
+from controlplane.controllers.deployment import resolve, template_hash
+from controlplane.controllers.events import EventRecorder
+from controlplane.controllers.replicaset import Expectations, is_active
+from controlplane.scheduler.plugins import NodeInfo, node_affinity, untolerated_taint
+
+Obj = dict[str, Any]
+HASH_LABEL = "controller-revision-hash"
+DEFAULT_TOLERATIONS = [
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
+]
+
+
+def daemon_pod_spec(template: Obj, node: str) -> Obj:
+    spec = copy.deepcopy(template.get("spec") or {})
+    tolerations = spec.setdefault("tolerations", [])
+    for tol in DEFAULT_TOLERATIONS:
+        if tol not in tolerations:
+            tolerations.append(dict(tol))
+    spec.setdefault("affinity", {})["nodeAffinity"] = {
+        **(spec.get("affinity") or {}).get("nodeAffinity", {}),
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchFields": [
+            {"key": "metadata.name", "operator": "In", "values": [node]}]}]},
+    }
+    return spec
+
+
+class DaemonSetController(Controller):
+    name = "daemonset"
+
+    def __init__(self, client: Client, shared: dict[str, Informer]) -> None:
+        super().__init__()
+        self.client = client
+        self.daemonsets = shared.setdefault("daemonsets", Informer(client, resources.DAEMONSETS))
+        self.nodes = shared.setdefault("nodes", Informer(client, resources.NODES))
+        self.pods = shared.setdefault("pods", Informer(client, resources.PODS))
+        self.informers = [self.daemonsets, self.nodes, self.pods]
+        self.expectations = Expectations()
+        self._created_for: dict[str, str] = {}  # pod created but not yet seen -> its node
+        self.events = EventRecorder(client, "daemonset-controller")
+        self.daemonsets.add_handler(on_add=self._enqueue, on_update=lambda _o, d: self._enqueue(d))
+        self.nodes.add_handler(on_add=self._all, on_update=lambda _o, _n: self._all(), on_delete=self._all)
+        self.pods.add_handler(on_add=self._pod, on_update=lambda _o, p: self._pod(p), on_delete=self._pod)
+
+    def _enqueue(self, ds: Obj) -> None:
+        self.queue.add(meta.key_of(ds))
+
+    def _all(self, *_: Obj) -> None:
+        for ds in self.daemonsets.list():
+            self._enqueue(ds)
+
+    def _pod(self, pod: Obj) -> None:
+        ref = meta.controller_of(pod)
+        if ref and ref.get("kind") == "DaemonSet":
+            self.queue.add(f"{pod['metadata']['namespace']}/{ref['name']}")
+
+    def _eligible(self, template: Obj, node: Obj) -> bool:
+        probe = {"spec": {**daemon_pod_spec(template, node["metadata"]["name"])}}
+        info = NodeInfo(node)
+        return node_affinity(probe, info) is None and untolerated_taint(probe, info, ("NoSchedule",)) is None
+
+    async def sync(self, key: str) -> float | None:
+        namespace, name = key.split("/", 1)
+        ds = self.daemonsets.get(namespace, name)
+        if ds is None or ds["metadata"].get("deletionTimestamp"):
+            return None
+        template = (ds.get("spec") or {}).get("template") or {}
+        revision = template_hash(template)
+        uid = ds["metadata"]["uid"]
+        pods = [p for p in self.pods.list(namespace) if (meta.controller_of(p) or {}).get("uid") == uid
+                and is_active(p)]
+        by_node: dict[str, list[Obj]] = {}
+        for pod in pods:
+            by_node.setdefault(self._node_of(pod), []).append(pod)
+        self.expectations.prune(key, {p["metadata"]["name"] for p in pods})
+        in_flight = self.expectations.adds.get(key, {})
+        for pod_name in [n for n in self._created_for if n not in in_flight]:
+            del self._created_for[pod_name]
+        pending_nodes = {self._created_for[n] for n in in_flight if n in self._created_for}
+        eligible = [n for n in self.nodes.list() if self._eligible(template, n)]
+        eligible_names = {n["metadata"]["name"] for n in eligible}
+        for node_name in sorted(eligible_names):
+            if not by_node.get(node_name) and node_name not in pending_nodes:
+                await self._create(ds, key, template, node_name, revision)
+        for node_name, node_pods in by_node.items():
+            extra = node_pods if node_name not in eligible_names else node_pods[1:]
+            for pod in extra:
+                await self._delete(pod)
+        await self._rolling_update(ds, by_node, eligible_names, revision)
+        await self._update_status(ds, by_node, eligible_names, revision)
+        return None
+
+    @staticmethod
+    def _node_of(pod: Obj) -> str:
+        if (pod.get("spec") or {}).get("nodeName"):
+            return str(pod["spec"]["nodeName"])
+        terms = ((((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {})
+                 .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
+        for term in terms:
+            for field in term.get("matchFields") or []:
+                if field.get("key") == "metadata.name" and field.get("values"):
+                    return str(field["values"][0])
+        return ""
+
+    async def _create(self, ds: Obj, key: str, template: Obj, node: str, revision: str) -> None:
+        md = ds["metadata"]
+        labels = {**((template.get("metadata") or {}).get("labels") or {}), HASH_LABEL: revision}
+        pod = {"metadata": {"generateName": f"{md['name']}-", "namespace": md["namespace"], "labels": labels,
+                            "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
+                            "ownerReferences": [meta.owner_reference(ds)]},
+               "spec": daemon_pod_spec(template, node)}
+        created = await self.client.create(resources.PODS, pod)
+        self.expectations.adds.setdefault(key, {})[created["metadata"]["name"]] = time.monotonic()
+        self._created_for[created["metadata"]["name"]] = node
+        await self.events.emit(ds, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+
+    async def _delete(self, pod: Obj) -> None:
+        try:
+            await self.client.delete(resources.PODS, pod["metadata"]["name"], pod["metadata"]["namespace"])
+        except StatusError as exc:
+            if exc.code != 404:
+                raise
+
+    async def _rolling_update(self, ds: Obj, by_node: dict[str, list[Obj]], eligible: set[str],
+                              revision: str) -> None:
+        strategy = (ds.get("spec") or {}).get("updateStrategy") or {}
+        if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+            return  # OnDelete: pods are replaced only when a user deletes them
+        max_unavailable = resolve((strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1), len(eligible),
+                                  round_up=True) or 1
+        unavailable = sum(1 for n in eligible if not any(meta.is_pod_ready(p) for p in by_node.get(n, [])))
+        for node in sorted(eligible):
+            if unavailable >= max_unavailable:
+                return
+            for pod in by_node.get(node, []):
+                if (pod["metadata"].get("labels") or {}).get(HASH_LABEL) != revision:
+                    await self._delete(pod)
+                    unavailable += 1
+
+    async def _update_status(self, ds: Obj, by_node: dict[str, list[Obj]], eligible: set[str],
+                             revision: str) -> None:
+        scheduled = [n for n in by_node if n in eligible]
+        status = {
+            "desiredNumberScheduled": len(eligible),
+            "currentNumberScheduled": len(scheduled),
+            "numberMisscheduled": len([n for n in by_node if n not in eligible]),
+            "numberReady": sum(1 for n in scheduled if any(meta.is_pod_ready(p) for p in by_node[n])),
+            "updatedNumberScheduled": sum(1 for n in scheduled if any(
+                (p["metadata"].get("labels") or {}).get(HASH_LABEL) == revision for p in by_node[n])),
+            "observedGeneration": ds["metadata"].get("generation", 1),
+        }
+        status["numberAvailable"] = status["numberReady"]
+        status["numberUnavailable"] = max(len(eligible) - status["numberReady"], 0)
+        if status != ds.get("status"):
+            await self.client.update(resources.DAEMONSETS, {**ds, "status": status}, subresource="status")
