@@ -28,7 +28,7 @@ def _phase(pod: Obj) -> str:
     return str((pod.get("status") or {}).get("phase") or "Pending")
 
 
-def _finished(job: Obj) -> str | None:
+def finished_condition(job: Obj) -> str | None:
     for cond in (job.get("status") or {}).get("conditions") or []:
         if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
             return str(cond["type"])
@@ -65,7 +65,7 @@ class JobController(Controller):
         uid = job["metadata"]["uid"]
         pods = [p for p in self.pods.list(namespace) if (meta.controller_of(p) or {}).get("uid") == uid]
         now = dt.datetime.now(dt.UTC)
-        finished = _finished(job)
+        finished = finished_condition(job)
         if finished:
             return await self._ttl(job, now)
         if spec.get("suspend"):

@@ -12,6 +12,7 @@ import asyncio
 from controlplane.api import resources
 from controlplane.client import Client, Informer
 from controlplane.controllers.base import Controller
+from controlplane.controllers.cronjob import CronJobController
 from controlplane.controllers.daemonset import DaemonSetController
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.endpoints import EndpointsController
@@ -24,7 +25,7 @@ from controlplane.controllers.replicaset import ReplicaSetController
 from controlplane.controllers.serviceaccount import ServiceAccountController
 
 ALL = ("nodeipam", "nodelifecycle", "namespace", "serviceaccount", "replicaset", "replicationcontroller", "deployment",
-       "daemonset", "job", "endpointslice", "garbagecollector")
+       "daemonset", "job", "cronjob", "endpointslice", "garbagecollector")
 
 
 def build(client: Client, *, cluster_cidr: str = "10.244.0.0/16", node_mask: int = 24,
@@ -44,6 +45,7 @@ def build(client: Client, *, cluster_cidr: str = "10.244.0.0/16", node_mask: int
         "endpointslice": lambda: EndpointsController(client, shared),
         "job": lambda: JobController(client, shared),
         "daemonset": lambda: DaemonSetController(client, shared),
+        "cronjob": lambda: CronJobController(client, shared),
         "garbagecollector": lambda: GarbageCollector(client, shared),
     }
     return [makers[name]() for name in ALL if name in enabled]

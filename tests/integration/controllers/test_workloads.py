@@ -9,6 +9,7 @@ the real kubectl, as a user would.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -289,3 +290,26 @@ async def test_daemonset_lands_one_pod_per_node_and_follows_new_nodes(cluster: C
     await eventually(counted)
     table = await k(kubeconfig, "get", "daemonset", "agent")
     assert table.split("\n")[1].split()[1:4] == ["3", "3", "3"]
+
+
+async def test_cronjob_runs_the_due_schedule_once(cluster: Client, kubeconfig: Path) -> None:
+    created = await cluster.create(resources.CRONJOBS, {"metadata": {"name": "tick", "namespace": "default"},
+                                                        "spec": {"schedule": "* * * * *",
+                                                                 "concurrencyPolicy": "Forbid",
+                                                                 "jobTemplate": job("x", completions=1,
+                                                                                    parallelism=1)}})
+    # Pretend the last run was three minutes ago, so one run is due now (missed runs collapse).
+    past = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    await cluster.update(resources.CRONJOBS, {**created, "status": {"lastScheduleTime": past}}, subresource="status")
+
+    async def one_job_done() -> bool:
+        jobs = [j for j in (await cluster.list(resources.JOBS, "default"))["items"]
+                if j["metadata"]["name"].startswith("tick-")]
+        status = (await cluster.get(resources.CRONJOBS, "tick", "default")).get("status") or {}
+        return len(jobs) == 1 and bool(status.get("lastSuccessfulTime"))
+
+    await eventually(one_job_done)
+    cj = await cluster.get(resources.CRONJOBS, "tick", "default")
+    assert cj["status"]["lastScheduleTime"] > past
+    listed = await k(kubeconfig, "get", "cronjobs")
+    assert "tick" in listed and "* * * * *" in listed
