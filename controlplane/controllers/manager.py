@@ -23,9 +23,10 @@ from controlplane.controllers.nodeipam import NodeIPAMController
 from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.replicaset import ReplicaSetController
 from controlplane.controllers.serviceaccount import ServiceAccountController
+from controlplane.controllers.statefulset import StatefulSetController
 
 ALL = ("nodeipam", "nodelifecycle", "namespace", "serviceaccount", "replicaset", "replicationcontroller", "deployment",
-       "daemonset", "job", "cronjob", "endpointslice", "garbagecollector")
+       "daemonset", "statefulset", "job", "cronjob", "endpointslice", "garbagecollector")
 
 
 def build(client: Client, *, cluster_cidr: str = "10.244.0.0/16", node_mask: int = 24,
@@ -46,6 +47,7 @@ def build(client: Client, *, cluster_cidr: str = "10.244.0.0/16", node_mask: int
         "job": lambda: JobController(client, shared),
         "daemonset": lambda: DaemonSetController(client, shared),
         "cronjob": lambda: CronJobController(client, shared),
+        "statefulset": lambda: StatefulSetController(client, shared),
         "garbagecollector": lambda: GarbageCollector(client, shared),
     }
     return [makers[name]() for name in ALL if name in enabled]

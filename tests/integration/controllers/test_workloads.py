@@ -313,3 +313,36 @@ async def test_cronjob_runs_the_due_schedule_once(cluster: Client, kubeconfig: P
     assert cj["status"]["lastScheduleTime"] > past
     listed = await k(kubeconfig, "get", "cronjobs")
     assert "tick" in listed and "* * * * *" in listed
+
+
+async def test_statefulset_orders_creation_and_scale_down(cluster: Client, kubeconfig: Path) -> None:
+    await cluster.create(resources.STATEFULSETS, {"metadata": {"name": "db", "namespace": "default"}, "spec": {
+        "serviceName": "db", "replicas": 3, "selector": {"matchLabels": {"app": "db"}},
+        "template": {"metadata": {"labels": {"app": "db"}}, "spec": {
+            "containers": [{"name": "c", "image": "pyk8s.local/busybox:1"}]}}}})
+    out_of_order: list[str] = []
+
+    async def three_ready() -> bool:
+        live = {p["metadata"]["name"]: p for p in await pods(cluster)
+                if (p["metadata"].get("labels") or {}).get("app") == "db"}
+        for name in live:
+            # OrderedReady: whenever db-i exists, every lower ordinal is already Ready.
+            lower = [f"db-{i}" for i in range(int(name.rsplit("-", 1)[1]))]
+            if not all(n in live and meta.is_pod_ready(live[n]) for n in lower):
+                out_of_order.append(name)
+        return len(live) == 3 and all(meta.is_pod_ready(p) for p in live.values())
+
+    await eventually(three_ready, interval=0.02)
+    assert out_of_order == []
+    db1 = await cluster.get(resources.PODS, "db-1", "default")
+    assert db1["spec"]["hostname"] == "db-1" and db1["spec"]["subdomain"] == "db"
+    await k(kubeconfig, "scale", "statefulset", "db", "--replicas=1")
+
+    async def only_db0() -> bool:
+        names = sorted(p["metadata"]["name"] for p in await pods(cluster)
+                       if (p["metadata"].get("labels") or {}).get("app") == "db")
+        return names == ["db-0"]
+
+    await eventually(only_db0)
+    status = (await cluster.get(resources.STATEFULSETS, "db", "default"))["status"]
+    assert status["updateRevision"].startswith("db-")
