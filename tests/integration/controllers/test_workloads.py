@@ -346,3 +346,34 @@ async def test_statefulset_orders_creation_and_scale_down(cluster: Client, kubec
     await eventually(only_db0)
     status = (await cluster.get(resources.STATEFULSETS, "db", "default"))["status"]
     assert status["updateRevision"].startswith("db-")
+
+
+def python_client_flow(kubeconfig: Path) -> dict[str, Any]:
+    from kubernetes import client as k8s  # type: ignore[import-untyped]
+    from kubernetes import config
+
+    with config.new_client_from_config(str(kubeconfig)) as api:
+        apps = k8s.AppsV1Api(api)
+        apps.create_namespaced_deployment("default", {
+            "metadata": {"name": "py"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "py"}},
+                                                 "template": {"metadata": {"labels": {"app": "py"}}, "spec": {
+                                                     "containers": [{"name": "c", "image": "pyk8s.local/web:1"}]}}}})
+        apps.patch_namespaced_deployment_scale("py", "default", {"spec": {"replicas": 3}})
+        apps.patch_namespaced_deployment("py", "default", {"spec": {"template": {"spec": {"containers": [
+            {"name": "c", "image": "pyk8s.local/web:2"}]}}}})
+        return {"generation": apps.read_namespaced_deployment("py", "default").metadata.generation}
+
+
+async def test_official_python_client_drives_a_rollout(cluster: Client, kubeconfig: Path) -> None:
+    result = await asyncio.to_thread(python_client_flow, kubeconfig)
+    assert result["generation"] == 3
+
+    async def rolled_out() -> bool:
+        deploy = await cluster.get(resources.DEPLOYMENTS, "py", "default")
+        status = deploy.get("status") or {}
+        live = [p for p in await pods(cluster) if (p["metadata"].get("labels") or {}).get("app") == "py"]
+        return (status.get("updatedReplicas") == 3 and status.get("availableReplicas") == 3
+                and status.get("observedGeneration") == 3 and len(live) == 3
+                and {p["spec"]["containers"][0]["image"] for p in live} == {"pyk8s.local/web:2"})
+
+    await eventually(rolled_out)
