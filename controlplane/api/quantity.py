@@ -6,6 +6,7 @@ into cgroup settings, so both read quantities through this one parser.
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -33,12 +34,15 @@ def parse_quantity(value: str | int | float) -> Decimal:
     return number * _SUFFIX[match.group(2) or ""]
 
 
+# Quantities repeat endlessly ("100m", "128Mi"); these pure conversions are memoized.
+@functools.lru_cache(maxsize=4096)
 def milli(value: str | int | float) -> int:
     """Quantity in thousandths (millicores for CPU), rounded up as upstream's MilliValue."""
     scaled = parse_quantity(value) * 1000
     return int(scaled.to_integral_value(rounding="ROUND_CEILING"))
 
 
+@functools.lru_cache(maxsize=4096)
 def whole(value: str | int | float) -> int:
     """Quantity in base units rounded up (bytes for memory)."""
     return int(parse_quantity(value).to_integral_value(rounding="ROUND_CEILING"))

@@ -8,6 +8,7 @@ the nodes that passed every filter from 0 to 100.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,21 +54,34 @@ class NodeInfo:
     def labels(self) -> dict[str, str]:
         return dict(self.node["metadata"].get("labels") or {})
 
-    def allocatable(self) -> dict[str, int]:
+    # Each value is computed once per scheduling cycle: filters and scores ask repeatedly.
+    @functools.cached_property
+    def _allocatable(self) -> dict[str, int]:
         alloc = (self.node.get("status") or {}).get("allocatable") or {}
         return {"cpu": milli(alloc.get("cpu", 0)), "memory": whole(alloc.get("memory", 0)),
                 "ephemeral-storage": whole(alloc.get("ephemeral-storage", 0)),
                 "pods": int(whole(alloc.get("pods", 0)))}
 
-    def requested(self) -> dict[str, int]:
+    def allocatable(self) -> dict[str, int]:
+        return self._allocatable
+
+    @functools.cached_property
+    def _requested(self) -> dict[str, int]:
         total = {"cpu": 0, "memory": 0, "ephemeral-storage": 0}
         for pod in self.pods:
             for k, v in pod_requests(pod).items():
                 total[k] += v
         return total
 
-    def used_host_ports(self) -> set[tuple[str, str, int]]:
+    def requested(self) -> dict[str, int]:
+        return self._requested
+
+    @functools.cached_property
+    def _used_host_ports(self) -> set[tuple[str, str, int]]:
         return {hp for pod in self.pods for hp in host_ports(pod)}
+
+    def used_host_ports(self) -> set[tuple[str, str, int]]:
+        return self._used_host_ports
 
 
 def host_ports(pod: Obj) -> set[tuple[str, str, int]]:
@@ -265,6 +279,15 @@ SCORERS: tuple[tuple[str, Callable[[Obj, NodeInfo], float], int], ...] = (
 
 def score_node(pod: Obj, info: NodeInfo) -> float:
     return sum(weight * fn(pod, info) for _name, fn, weight in SCORERS)
+
+
+def nodes_to_find(total: int, percentage: int = 0) -> int:
+    """How many feasible nodes are enough (upstream's adaptive percentageOfNodesToScore)."""
+    if total < 100:
+        return total
+    if percentage <= 0:
+        percentage = max(50 - total // 125, 5)
+    return max(total * percentage // 100, 100)
 
 
 def unschedulable_message(total_nodes: int, reasons: dict[str, int]) -> str:

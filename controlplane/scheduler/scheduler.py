@@ -18,7 +18,13 @@ from controlplane.api.errors import StatusError
 from controlplane.client import Client, Informer
 from controlplane.controllers.base import Controller
 from controlplane.controllers.events import EventRecorder
-from controlplane.scheduler.plugins import NodeInfo, filter_node, score_node, unschedulable_message
+from controlplane.scheduler.plugins import (
+    NodeInfo,
+    filter_node,
+    nodes_to_find,
+    score_node,
+    unschedulable_message,
+)
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -44,14 +50,27 @@ class Scheduler(Controller):
         self.events = EventRecorder(client, SCHEDULER_NAME)
         self.unschedulable: set[str] = set()
         self.assumed: dict[str, tuple[str, Obj]] = {}  # pod key -> (node, pod as bound)
+        self._next_start = 0  # rotates where the search for feasible nodes begins
+        self._binding: set[asyncio.Task[None]] = set()
+        # NodeInfos survive between cycles; a node is rebuilt only when it or its pods change.
+        self._infos: dict[str, NodeInfo] = {}
+        self._dirty: set[str] = set()
         self.informers = [self.nodes, self.pods]
         self.pods.add_index("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
-        self.pods.add_handler(on_add=self._pod_changed, on_update=lambda _o, n: self._pod_changed(n),
-                              on_delete=self._pod_deleted)
-        self.nodes.add_handler(on_add=self._cluster_changed, on_update=lambda _o, _n: self._cluster_changed(),
-                               on_delete=self._cluster_changed)
+        self.pods.add_handler(on_add=self._pod_changed, on_update=self._pod_updated, on_delete=self._pod_deleted)
+        self.nodes.add_handler(on_add=self._node_changed, on_update=lambda _o, n: self._node_changed(n),
+                               on_delete=self._node_changed)
+
+    def _node_changed(self, node: Obj) -> None:
+        self._dirty.add(node["metadata"]["name"])
+        self._cluster_changed()
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        self._dirty.add((old.get("spec") or {}).get("nodeName") or "")
+        self._pod_changed(new)
 
     def _pod_changed(self, pod: Obj) -> None:
+        self._dirty.add((pod.get("spec") or {}).get("nodeName") or "")
         key = meta.key_of(pod)
         if _pending(pod):
             if key not in self.unschedulable:
@@ -62,6 +81,7 @@ class Scheduler(Controller):
                 self.assumed.pop(key, None)  # the cache now shows the binding
 
     def _pod_deleted(self, pod: Obj) -> None:
+        self._dirty.add((pod.get("spec") or {}).get("nodeName") or "")
         key = meta.key_of(pod)
         self.assumed.pop(key, None)
         self.unschedulable.discard(key)
@@ -73,15 +93,21 @@ class Scheduler(Controller):
             self.queue.add(key)
 
     def node_infos(self) -> list[NodeInfo]:
-        infos = {n["metadata"]["name"]: NodeInfo(n) for n in self.nodes.list()}
-        for name, info in infos.items():
-            info.pods = [p for p in self.pods.by_index("node", name)
-                         if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
-        for key, (node, pod) in self.assumed.items():
-            if node in infos and self.pods.get_by_key(key) is not None and \
-                    not (self.pods.get_by_key(key) or {}).get("spec", {}).get("nodeName"):
-                infos[node].pods.append(pod)
-        return list(infos.values())
+        nodes = {n["metadata"]["name"]: n for n in self.nodes.list()}
+        for name in [n for n in self._infos if n not in nodes]:
+            del self._infos[name]
+        assumed_by_node: dict[str, list[Obj]] = {}
+        for key, (node_name, pod) in self.assumed.items():
+            current = self.pods.get_by_key(key)
+            if current is not None and not (current.get("spec") or {}).get("nodeName"):
+                assumed_by_node.setdefault(node_name, []).append(pod)
+        for name, node in nodes.items():
+            if name in self._dirty or name not in self._infos:
+                pods = [p for p in self.pods.by_index("node", name)
+                        if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+                self._infos[name] = NodeInfo(node, pods + assumed_by_node.get(name, []))
+        self._dirty.clear()
+        return list(self._infos.values())
 
     async def sync(self, key: str) -> float | None:
         """Schedule one pending pod (by key)."""
@@ -91,7 +117,13 @@ class Scheduler(Controller):
         infos = self.node_infos()
         reasons: dict[str, int] = {}
         feasible: list[NodeInfo] = []
-        for info in infos:
+        enough = nodes_to_find(len(infos))
+        start = self._next_start % max(len(infos), 1)
+        checked = 0
+        for info in infos[start:] + infos[:start]:
+            if len(feasible) >= enough:
+                break
+            checked += 1
             why = filter_node(pod, info)
             if why:
                 for reason in why:
@@ -101,8 +133,15 @@ class Scheduler(Controller):
         if not feasible:
             await self._unschedulable(pod, unschedulable_message(len(infos), reasons))
             return None
+        self._next_start = start + checked
         best = max(feasible, key=lambda info: (score_node(pod, info), info.name))
-        await self._bind(pod, best.name)
+        # Assume now, bind in the background (upstream's binding cycle): the next pod is
+        # scheduled against the assumed state without waiting for the API round trip.
+        self.assumed[key] = (best.name, {**pod, "spec": {**pod["spec"], "nodeName": best.name}})
+        self._dirty.add(best.name)
+        task = asyncio.create_task(self._bind(pod, best.name))
+        self._binding.add(task)
+        task.add_done_callback(self._binding.discard)
         return None
 
     async def _bind(self, pod: Obj, node: str) -> None:
@@ -111,12 +150,14 @@ class Scheduler(Controller):
                    md["namespace"], "uid": md.get("uid")}, "target": {"apiVersion": "v1", "kind": "Node",
                                                                       "name": node}}
         key = meta.key_of(pod)
-        self.assumed[key] = (node, {**pod, "spec": {**pod["spec"], "nodeName": node}})
         try:
             await self.client.create_subresource(resources.PODS, md["name"], "binding", binding, md["namespace"])
-        except StatusError:
+        except (StatusError, OSError) as exc:
+            log.info("binding %s to %s failed: %s; retrying", key, node, exc)
             self.assumed.pop(key, None)
-            raise
+            self._dirty.add(node)
+            self.queue.add_rate_limited(key)
+            return
         await self.events.emit(pod, "Normal", "Scheduled", f"Successfully assigned {key} to {node}")
 
     async def _unschedulable(self, pod: Obj, message: str) -> None:
