@@ -45,6 +45,12 @@ def pod_requests(pod: Obj) -> dict[str, int]:
 class NodeInfo:
     node: Obj
     pods: list[Obj] = field(default_factory=list)
+    # The whole cluster (this node included), for plugins that reason about topology
+    # domains: inter-pod affinity and topology spread.
+    view: ClusterView | None = field(default=None, repr=False)
+
+    def peers(self) -> list[NodeInfo]:
+        return self.view.infos if self.view is not None else [self]
 
     @property
     def name(self) -> str:
@@ -82,6 +88,21 @@ class NodeInfo:
 
     def used_host_ports(self) -> set[tuple[str, str, int]]:
         return self._used_host_ports
+
+
+class ClusterView:
+    """One scheduling cycle's view of every node; what is derived from it is computed once."""
+
+    def __init__(self, infos: list[NodeInfo]) -> None:
+        self.infos = infos
+        for info in infos:
+            info.view = self
+
+    @functools.cached_property
+    def anti_affinity(self) -> list[tuple[NodeInfo, Obj, Obj]]:
+        """(node, pod, term) for every placed pod with a required anti-affinity term."""
+        return [(info, existing, term) for info in self.infos for existing in info.pods
+                for term in _required(existing, "podAntiAffinity")]
 
 
 def host_ports(pod: Obj) -> set[tuple[str, str, int]]:
@@ -207,11 +228,84 @@ def node_ports(pod: Obj, info: NodeInfo) -> str | None:
     return None
 
 
+def _term_selector(term: Obj) -> LabelSelector:
+    from controlplane.api.selectors import selector_from_spec
+
+    return selector_from_spec(term.get("labelSelector") or {})
+
+
+def _term_namespaces(term: Obj, pod: Obj) -> set[str]:
+    return set(term.get("namespaces") or [pod["metadata"].get("namespace", "default")])
+
+
+def _matching_in_domain(term: Obj, owner: Obj, info: NodeInfo) -> bool:
+    """Is there a pod matching `term` (from `owner`'s view) in `info`'s topology domain?"""
+    key = term.get("topologyKey", "")
+    domain = info.labels.get(key)
+    if domain is None:
+        return False
+    selector, namespaces = _term_selector(term), _term_namespaces(term, owner)
+    return any(peer.labels.get(key) == domain and any(
+        p["metadata"].get("namespace") in namespaces and selector.matches(p["metadata"].get("labels"))
+        for p in peer.pods) for peer in info.peers())
+
+
+def _required(pod: Obj, kind: str) -> list[Obj]:
+    section = ((pod.get("spec") or {}).get("affinity") or {}).get(kind) or {}
+    return list(section.get("requiredDuringSchedulingIgnoredDuringExecution") or [])
+
+
+def inter_pod_affinity(pod: Obj, info: NodeInfo) -> str | None:
+    for term in _required(pod, "podAffinity"):
+        if not _matching_in_domain(term, pod, info):
+            # The first pod of a group may land anywhere if it matches its own term.
+            anywhere = any(_matching_in_domain(term, pod, peer) for peer in info.peers())
+            itself = _term_selector(term).matches(pod["metadata"].get("labels")) and \
+                pod["metadata"].get("namespace") in _term_namespaces(term, pod)
+            if anywhere or not itself:
+                return "node(s) didn't match pod affinity rules"
+    for term in _required(pod, "podAntiAffinity"):
+        if _matching_in_domain(term, pod, info):
+            return "node(s) didn't match pod anti-affinity rules"
+    labels = pod["metadata"].get("labels")
+    guards = info.view.anti_affinity if info.view is not None else [
+        (info, existing, term) for existing in info.pods for term in _required(existing, "podAntiAffinity")]
+    for peer, existing, term in guards:
+        key = term.get("topologyKey", "")
+        if info.labels.get(key) is not None and info.labels.get(key) == peer.labels.get(key) and \
+                pod["metadata"].get("namespace") in _term_namespaces(term, existing) and \
+                _term_selector(term).matches(labels):
+            return "node(s) didn't satisfy existing pods anti-affinity rules"
+    return None
+
+
+def topology_spread(pod: Obj, info: NodeInfo) -> str | None:
+    for constraint in (pod.get("spec") or {}).get("topologySpreadConstraints") or []:
+        if constraint.get("whenUnsatisfiable", "DoNotSchedule") != "DoNotSchedule":
+            continue
+        key = constraint.get("topologyKey", "")
+        if key not in info.labels:
+            return "node(s) didn't match pod topology spread constraints (missing required label)"
+        selector = _term_selector(constraint)
+        namespace = pod["metadata"].get("namespace")
+        counts: dict[str, int] = {}
+        for peer in info.peers():
+            if key in peer.labels and node_affinity(pod, peer) is None:
+                counts.setdefault(peer.labels[key], 0)
+                counts[peer.labels[key]] += sum(1 for p in peer.pods if p["metadata"].get("namespace") == namespace
+                                                and selector.matches(p["metadata"].get("labels")))
+        minimum = min(counts.values()) if counts else 0
+        if counts.get(info.labels[key], 0) + 1 - minimum > int(constraint.get("maxSkew", 1)):
+            return "node(s) didn't match pod topology spread constraints"
+    return None
+
+
 Filter = Callable[[Obj, NodeInfo], "str | list[str] | None"]
 FILTERS: tuple[tuple[str, Filter], ...] = (
     ("NodeUnschedulable", node_unschedulable), ("NodeName", node_name), ("NodeReady", node_ready),
     ("TaintToleration", taint_toleration), ("NodeAffinity", node_affinity), ("NodePorts", node_ports),
-    ("NodeResourcesFit", resources_fit),
+    ("NodeResourcesFit", resources_fit), ("InterPodAffinity", inter_pod_affinity),
+    ("PodTopologySpread", topology_spread),
 )
 
 

@@ -19,6 +19,7 @@ from controlplane.client import Client, Informer
 from controlplane.controllers.base import Controller
 from controlplane.controllers.events import EventRecorder
 from controlplane.scheduler.plugins import (
+    ClusterView,
     NodeInfo,
     filter_node,
     nodes_to_find,
@@ -107,7 +108,7 @@ class Scheduler(Controller):
                         if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
                 self._infos[name] = NodeInfo(node, pods + assumed_by_node.get(name, []))
         self._dirty.clear()
-        return list(self._infos.values())
+        return ClusterView(list(self._infos.values())).infos
 
     async def sync(self, key: str) -> float | None:
         """Schedule one pending pod (by key)."""

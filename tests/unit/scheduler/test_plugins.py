@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from controlplane.scheduler.plugins import (
+    ClusterView,
     NodeInfo,
     filter_node,
     least_allocated,
@@ -91,3 +92,49 @@ def test_unschedulable_message_is_upstreams() -> None:
     assert message == ("0/3 nodes are available: 1 node(s) had untolerated taint "
                        "{node-role.kubernetes.io/control-plane: }, 2 Insufficient cpu. preemption: 0/3 nodes are "
                        "available: 3 Preemption is not helpful for scheduling.")
+
+
+def zone_cluster(pods_by_node: dict[str, list[dict[str, Any]]]) -> dict[str, NodeInfo]:
+    zones = {"a1": "a", "a2": "a", "b1": "b"}
+    infos = {n: NodeInfo(node(n, labels={"kubernetes.io/hostname": n, "zone": z}), pods_by_node.get(n, []))
+             for n, z in zones.items()}
+    ClusterView(list(infos.values()))
+    return infos
+
+
+def labelled(labels: dict[str, str], **spec: Any) -> dict[str, Any]:
+    p = pod(**spec)
+    p["metadata"]["labels"] = labels
+    return p
+
+
+def test_pod_affinity_requires_a_matching_pod_in_the_zone() -> None:
+    term = {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}
+    web = labelled({"app": "web"}, affinity={"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}})
+    infos = zone_cluster({"a1": [labelled({"app": "db"})]})
+    assert filter_node(web, infos["a2"]) == []  # same zone as the db pod
+    assert filter_node(web, infos["b1"]) == ["node(s) didn't match pod affinity rules"]
+
+
+def test_pod_anti_affinity_both_ways() -> None:
+    term = {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}
+    spread = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    infos = zone_cluster({"a1": [labelled({"app": "web"})]})
+    assert filter_node(labelled({"app": "web"}, affinity=spread), infos["a1"]) == [
+        "node(s) didn't match pod anti-affinity rules"]
+    assert filter_node(labelled({"app": "web"}, affinity=spread), infos["a2"]) == []
+    guarded = zone_cluster({"a1": [labelled({"app": "x"}, affinity=spread)]})
+    assert filter_node(labelled({"app": "web"}), guarded["a1"]) == [
+        "node(s) didn't satisfy existing pods anti-affinity rules"]
+
+
+def test_topology_spread_max_skew() -> None:
+    constraint = {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
+                  "labelSelector": {"matchLabels": {"app": "web"}}}
+    infos = zone_cluster({"a1": [labelled({"app": "web"})], "a2": [labelled({"app": "web"})]})
+    incoming = labelled({"app": "web"}, topologySpreadConstraints=[constraint])
+    assert filter_node(incoming, infos["a1"]) == ["node(s) didn't match pod topology spread constraints"]
+    assert filter_node(incoming, infos["b1"]) == []
+    bare = NodeInfo(node("nolabel"))
+    assert filter_node(incoming, bare) == [
+        "node(s) didn't match pod topology spread constraints (missing required label)"]
