@@ -1,4 +1,4 @@
-"""Open a store from a URL: `sqlite:///abs/path/state.db` (or a plain path)."""
+"""Open a store from a URL: `sqlite:///abs/path/state.db` (or a plain path), `etcd://host:port[,host:port]`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ def open_store(url: str) -> Store:
 
         return SQLiteStore(Path(url[len("sqlite://"):]))
     if url.startswith("etcd://"):
-        raise ValueError("the etcd backend is not available yet; use sqlite:///path/state.db")
+        from controlplane.storage.etcd import EtcdStore
+
+        return EtcdStore([f"http://{e}" for e in url[len("etcd://"):].split(",") if e])
     if "://" in url:
         raise ValueError(f"unknown storage URL scheme in {url!r}; expected sqlite:///path")
     from controlplane.storage.sqlite import SQLiteStore

@@ -1,3 +1,9 @@
+"""The storage conformance fixtures: every backend behind one `store` fixture.
+
+etcd runs for real (the session-wide `etcd_server` fixture in tests/conftest.py);
+each test wipes it first, so every backend starts each test empty.
+"""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -5,16 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.storage.etcd import EtcdStore
 from controlplane.storage.interface import Store
 from controlplane.storage.sqlite import SQLiteStore
 
-# Every backend runs the same conformance suite; etcd joins this list when it lands.
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "etcd"]
 
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s = SQLiteStore(tmp_path / "state.db", compact_interval=0)
+    if request.param == "sqlite":
+        s: Store = SQLiteStore(tmp_path / "state.db", compact_interval=0)
+    else:
+        s = EtcdStore([request.getfixturevalue("clean_etcd")])
     await s.start()
     try:
         yield s
