@@ -39,3 +39,44 @@ if [ ${#missing[@]} -gt 0 ]; then
     done
 fi
 echo "setup-platform: ${#PACKAGES[@]} packages present (${#missing[@]} installed now)"
+
+# --- test images and the local registry -------------------------------------------------
+# Images are built from busybox-static (scripts/images/build.py, reproducible digests) and
+# served by Debian's docker-registry; containerd maps the registry host `pyk8s.local` to it.
+STATE=${PYK8S_STATE_DIR:-/var/lib/pyk8s}
+REGISTRY_ADDR=${PYK8S_REGISTRY_ADDR:-127.0.0.1:5000}
+REGISTRY_DIR="$STATE/registry"
+PY=${PYTHON:-python3}
+[ -x "$(dirname "$0")/../.venv/bin/python" ] && PY="$(dirname "$0")/../.venv/bin/python"
+mkdir -p "$REGISTRY_DIR/storage" "$STATE/images"
+
+registry_url="http://${REGISTRY_ADDR/0.0.0.0/127.0.0.1}"
+if ! curl -fs "$registry_url/v2/" >/dev/null 2>&1; then
+    cat > "$REGISTRY_DIR/config.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_DIR/storage
+http:
+  addr: $REGISTRY_ADDR
+YAML
+    nohup docker-registry serve "$REGISTRY_DIR/config.yml" > "$REGISTRY_DIR/registry.log" 2>&1 &
+    echo $! > "$REGISTRY_DIR/registry.pid"
+    for _ in $(seq 1 50); do curl -fs "$registry_url/v2/" >/dev/null 2>&1 && break; sleep 0.2; done
+    curl -fs "$registry_url/v2/" >/dev/null || { echo "setup-platform: the registry did not start; see $REGISTRY_DIR/registry.log" >&2; exit 1; }
+fi
+
+"$PY" "$(dirname "$0")/images/build.py" "$STATE/images" > "$STATE/images/digests.txt"
+pushed=0
+while read -r name_tag digest; do
+    name=${name_tag%%:*}
+    have=$(curl -fsI -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+        "$registry_url/v2/$name/manifests/1" 2>/dev/null | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}' || true)
+    if [ "$have" != "$digest" ]; then
+        skopeo copy --quiet --dest-tls-verify=false "oci:$STATE/images/$name:1" "docker://${REGISTRY_ADDR/0.0.0.0/127.0.0.1}/$name:1"
+        pushed=$((pushed + 1))
+    fi
+done < "$STATE/images/digests.txt"
+echo "setup-platform: images pyk8s.local/{pause,busybox,web}:1 served at $registry_url ($pushed pushed now)"
