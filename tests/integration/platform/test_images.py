@@ -67,7 +67,7 @@ def test_pause_exits_promptly_on_sigterm() -> None:
 
 def test_setup_platform_serves_the_images() -> None:
     try:
-        with urllib.request.urlopen("http://127.0.0.1:5000/v2/_catalog", timeout=2) as resp:  # noqa: S310
+        with urllib.request.urlopen("http://127.0.0.1:5000/v2/_catalog", timeout=2) as resp:
             catalog = json.loads(resp.read())
     except OSError:
         pytest.skip("no local registry on 127.0.0.1:5000 (scripts/setup-platform.sh starts it)")
