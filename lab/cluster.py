@@ -101,7 +101,7 @@ def _http_ok(url: str, timeout: float = 2.0) -> bool:
 
 
 def up(data_dir: Path, nodes: int, *, name: str = "lab", proxy_mode: str = "iptables",
-       subnet: str = "10.99.0.0/24", registry_storage: Path = Path("/var/lib/pyk8s/registry"),
+       subnet: str = "10.99.0.0/24", registry_storage: Path = Path("/var/lib/pyk8s/registry/storage"),
        timeout: float = 180.0, log: object = print) -> LabState:
     """Create the lab; leftovers of an earlier run under `data_dir` are removed first."""
     data_dir = data_dir.resolve()
