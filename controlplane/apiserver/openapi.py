@@ -99,3 +99,12 @@ def lookup(path: str) -> bytes | None:
         if parts == _doc_path(group, version).split("/"):
             return document(group, version)
     return None
+
+
+def v2_protobuf() -> bytes:
+    """An empty OpenAPI v2 `Document` in protobuf (gnostic's wire format): zero bytes.
+
+    kubectl 1.27/1.28 fetch this before `apply`; with no definitions in it they fall
+    back to their compiled-in knowledge of the built-in kinds for patch computation.
+    """
+    return b""

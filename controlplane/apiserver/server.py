@@ -105,6 +105,7 @@ class APIServer:
         app.router.add_get("/version", handlers.version)
         app.router.add_get("/api", handlers.discovery_root)
         app.router.add_get("/apis", handlers.discovery_root)
+        app.router.add_get("/openapi/v2", self._openapi_v2)
         app.router.add_get("/openapi/v3", self._openapi_index)
         app.router.add_get("/openapi/v3/{path:.*}", self._openapi_doc)
         app.router.add_route("*", "/api/{tail:.*}", handlers.resource)
@@ -190,6 +191,10 @@ class APIServer:
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def _openapi_v2(self, request: web.Request) -> web.Response:
+        return web.Response(body=openapi.v2_protobuf(), headers={
+            "Content-Type": "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"})
 
     async def _openapi_index(self, request: web.Request) -> web.Response:
         return web.Response(body=openapi.index(), content_type="application/json")
