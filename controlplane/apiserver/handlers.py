@@ -17,11 +17,12 @@ import orjson
 import yaml
 from aiohttp import web
 
-from controlplane.api import errors, meta, patch, printers, schema
+from controlplane.api import errors, meta, patch, printers, resources, schema
 from controlplane.api.resources import PODS, ResourceType, lookup
 from controlplane.api.selectors import parse_field_selector, parse_label_selector
 from controlplane.apiserver import discovery, fields
 from controlplane.apiserver.registry import ListOptions, Registry
+from controlplane.apiserver.tokens import DEFAULT_EXPIRATION, TokenIssuer
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -118,8 +119,9 @@ def _dry_run(request: web.Request) -> bool:
 
 
 class Handlers:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, tokens: TokenIssuer) -> None:
         self.registry = registry
+        self.tokens = tokens
 
     # -- discovery -----------------------------------------------------------------
 
@@ -180,6 +182,8 @@ class Handlers:
             return await self.bind(request, target)
         elif target.subresource == "eviction" and method == "POST":
             return await self.evict(request, target)
+        elif target.subresource == "token" and method == "POST":
+            return await self.token_request(request, target)
         raise errors.method_not_supported(target.rt.plural, method)
 
     def _namespace(self, target: Target) -> str | None:
@@ -539,3 +543,26 @@ class Handlers:
         await self.registry.delete(PODS, target.namespace, target.name, options, dry_run=_dry_run(request))
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                               "code": 201}, 201)
+
+    async def token_request(self, request: web.Request, target: Target) -> web.Response:
+        """serviceaccounts/<name>/token: a TokenRequest answered with a signed, expiring token."""
+        assert target.name is not None
+        body = decode_object(*(await read_body(request)))
+        account = await self.registry.get(resources.SERVICEACCOUNTS, target.namespace, target.name)
+        spec = body.get("spec") or {}
+        seconds = spec.get("expirationSeconds") or DEFAULT_EXPIRATION
+        if not isinstance(seconds, int) or seconds < 600:
+            raise errors.invalid("TokenRequest", target.name, [errors.FieldCause(
+                "spec.expirationSeconds", f"Invalid value: {seconds!r}: may not specify a duration less than 10 "
+                "minutes")], "authentication.k8s.io")
+        bound = spec.get("boundObjectRef") or None
+        pod = {"name": bound["name"], "uid": bound.get("uid", "")} if bound and bound.get("kind") == "Pod" else None
+        token, expires = self.tokens.issue(target.namespace or "", target.name, account["metadata"]["uid"],
+                                           audiences=spec.get("audiences"), expiration_seconds=seconds,
+                                           bound_pod=pod)
+        return json_response({
+            "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": target.name, "namespace": target.namespace,
+                         "creationTimestamp": meta.now_rfc3339()},
+            "spec": {**spec, "expirationSeconds": seconds},
+            "status": {"token": token, "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}}, 201)

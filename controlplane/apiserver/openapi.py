@@ -4,8 +4,9 @@ kubectl looks up the PATCH operation tagged with the object's
 `x-kubernetes-group-version-kind` and, when it accepts the `fieldValidation`
 parameter, leaves validation to the server (`fieldValidation=Strict`). The
 object schemas here are open (`x-kubernetes-preserve-unknown-fields`) until
-the per-kind schemas land; `/openapi/v2` is deliberately absent (404), since a
-JSON v2 document breaks kubectl's validation (DESIGN.md §4).
+the per-kind schemas land. `/openapi/v2` is served as an empty protobuf document:
+a JSON v2 body breaks kubectl's validation (DESIGN.md §4), and kubectl 1.27/1.28
+need some v2 answer before `apply`.
 """
 
 from __future__ import annotations

@@ -24,12 +24,13 @@ import yaml
 from aiohttp import web
 
 from controlplane.api import errors
-from controlplane.api.resources import ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SERVICES
+from controlplane.api.resources import ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SERVICEACCOUNTS, SERVICES
 from controlplane.apiserver import certs, openapi
 from controlplane.apiserver.allocators import ServiceAllocator
 from controlplane.apiserver.handlers import Handlers, json_response
 from controlplane.apiserver.registry import Registry
 from controlplane.apiserver.strategies import Strategies
+from controlplane.apiserver.tokens import TokenIssuer, ensure_signing_key
 from controlplane.storage.factory import open_store
 from controlplane.storage.interface import Store
 
@@ -72,6 +73,7 @@ class APIServer:
         self.token = ""
         self.port = config.secure_port
         self.pki: certs.PKI | None = None
+        self.tokens: TokenIssuer | None = None
 
     @property
     def url(self) -> str:
@@ -91,6 +93,7 @@ class APIServer:
         service_ip = str(allocator_net.network_address + 1)
         self.pki = await asyncio.to_thread(certs.ensure_pki, cfg.data_dir / "pki", cfg.bind_address, service_ip)
         self.token = _load_or_make_token(cfg.data_dir / "tokens.csv")
+        self.tokens = TokenIssuer(ensure_signing_key(cfg.data_dir / "pki" / "sa.key"))
         self.store = open_store(cfg.storage_url or f"sqlite://{cfg.data_dir / 'state.db'}")
         await self.store.start()
         allocator = ServiceAllocator(self.store, cfg.service_cidr, cfg.service_node_port_range)
@@ -99,7 +102,7 @@ class APIServer:
 
         app = web.Application(middlewares=[self._errors_middleware, self._auth_middleware],
                               client_max_size=4 * 1024 * 1024)
-        handlers = Handlers(self.registry)
+        handlers = Handlers(self.registry, self.tokens)
         for path in ("/healthz", "/livez", "/readyz"):
             app.router.add_get(path, self._health)
         app.router.add_get("/version", handlers.version)
@@ -211,10 +214,24 @@ class APIServer:
         if request.path not in UNAUTHENTICATED_PATHS:
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), self.token):
+            if scheme.lower() != "bearer" or not await self._authenticate(token.strip()):
                 raise errors.unauthorized()
         response: web.StreamResponse = await handler(request)
         return response
+
+    async def _authenticate(self, token: str) -> bool:
+        """The admin token, or a service-account token whose account still exists with that uid."""
+        if hmac.compare_digest(token, self.token):
+            return True
+        assert self.tokens is not None and self.registry is not None
+        identity = self.tokens.verify(token)
+        if identity is None:
+            return False
+        try:
+            account = await self.registry.get(SERVICEACCOUNTS, identity.namespace, identity.name)
+        except errors.StatusError:
+            return False
+        return bool(account["metadata"].get("uid") == identity.uid)
 
     @web.middleware
     async def _errors_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
