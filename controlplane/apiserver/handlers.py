@@ -29,6 +29,8 @@ Obj = dict[str, Any]
 MAX_BODY = 3 * 1024 * 1024
 BOOKMARK_INTERVAL = 60.0
 TABLE_MEDIA = "as=Table"
+# Kinds whose PUT creates a missing object (upstream's AllowCreateOnUpdate); others answer 404.
+CREATE_ON_UPDATE = frozenset({"Endpoints", "Lease", "Event"})
 
 
 @dataclass
@@ -363,7 +365,8 @@ class Handlers:
                                         meta.now_rfc3339())
         result = await self.registry.update(target.rt, namespace, target.name, obj, subresource=target.subresource,
                                             dry_run=dry_run, on_missing=create_instead
-                                            if target.subresource is None else None)
+                                            if target.subresource is None and target.rt.kind in
+                                            CREATE_ON_UPDATE else None)
         return json_response(result, 201 if created else 200, self._headers(request))
 
     async def patch(self, request: web.Request, target: Target) -> web.Response:

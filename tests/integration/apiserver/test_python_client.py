@@ -33,6 +33,9 @@ def crud_flow(kubeconfig: Path) -> None:
         with pytest.raises(client.ApiException) as dup:
             core.create_namespaced_config_map("py", {"metadata": {"name": "cfg"}})
         assert dup.value.status == 409 and _reason(dup.value) == "AlreadyExists"
+        with pytest.raises(client.ApiException) as ghost:  # PUT does not create a ConfigMap (upstream)
+            core.replace_namespaced_config_map("ghost", "py", {"metadata": {"name": "ghost"}})
+        assert ghost.value.status == 404
         with pytest.raises(client.ApiException) as missing:
             core.read_namespaced_secret("nope", "py")
         assert missing.value.status == 404 and _reason(missing.value) == "NotFound"
