@@ -26,6 +26,7 @@ import orjson
 import yaml
 
 from controlplane.api.errors import StatusError
+from controlplane.api.ndjson import json_lines
 from controlplane.api.resources import ResourceType
 
 log = logging.getLogger(__name__)
@@ -234,17 +235,10 @@ class Client:
         async with self._http().get(url, timeout=timeout) as resp:
             if resp.status >= 400:
                 raise self._error(resp.status, await resp.read())
-            buffer = b""
-            async for chunk in resp.content.iter_any():
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if not line.strip():
-                        continue
-                    event = orjson.loads(line)
-                    if event.get("type") == "ERROR":
-                        raise StatusError.from_status(event.get("object") or {}, 500)
-                    yield WatchEvent(event["type"], event["object"])
+            async for event in json_lines(resp.content):
+                if event.get("type") == "ERROR":
+                    raise StatusError.from_status(event.get("object") or {}, 500)
+                yield WatchEvent(event["type"], event["object"])
 
 
 class _Retry(Exception):

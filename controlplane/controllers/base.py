@@ -11,9 +11,12 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+from typing import Any
 
+from controlplane.api import meta
 from controlplane.api.errors import StatusError
-from controlplane.client import Informer, ShutDownError, WorkQueue
+from controlplane.api.resources import ResourceType
+from controlplane.client import Client, Informer, ShutDownError, WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,12 @@ class Controller(abc.ABC):
     @abc.abstractmethod
     async def sync(self, key: str) -> float | None:
         """Bring one object (by key) to its desired state; seconds until a re-check, or None."""
+
+    def enqueue_owner(self, dependent: dict[str, Any], kind: str) -> None:
+        """Queue the `kind` controlling `dependent` (through its controller ownerReference)."""
+        ref = meta.controller_of(dependent)
+        if ref and ref.get("kind") == kind:
+            self.queue.add(f"{dependent['metadata']['namespace']}/{ref['name']}")
 
     async def run(self, stop: asyncio.Event) -> None:
         for informer in self.informers:
@@ -65,3 +74,12 @@ class Controller(abc.ABC):
                 self.queue.add_rate_limited(key)
             finally:
                 self.queue.done(key)
+
+
+async def delete_if_present(client: Client, rt: ResourceType, obj: dict[str, Any], **options: Any) -> None:
+    """Delete `obj`; one that is already gone is what was wanted anyway."""
+    try:
+        await client.delete(rt, obj["metadata"]["name"], obj["metadata"].get("namespace"), **options)
+    except StatusError as exc:
+        if exc.code != 404:
+            raise

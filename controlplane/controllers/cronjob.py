@@ -18,7 +18,7 @@ from controlplane.api import meta, resources
 from controlplane.api.errors import StatusError
 from controlplane.client import Client, Informer
 from controlplane.controllers import cron
-from controlplane.controllers.base import Controller
+from controlplane.controllers.base import Controller, delete_if_present
 from controlplane.controllers.events import EventRecorder
 from controlplane.controllers.job import finished_condition
 
@@ -41,9 +41,7 @@ class CronJobController(Controller):
         self.jobs.add_handler(on_update=lambda _o, j: self._job(j), on_delete=self._job)
 
     def _job(self, job: Obj) -> None:
-        ref = meta.controller_of(job)
-        if ref and ref.get("kind") == "CronJob":
-            self.queue.add(f"{job['metadata']['namespace']}/{ref['name']}")
+        self.enqueue_owner(job, "CronJob")
 
     async def sync(self, key: str) -> float | None:
         namespace, name = key.split("/", 1)
@@ -120,9 +118,4 @@ class CronJobController(Controller):
                 await self._delete(job)
 
     async def _delete(self, job: Obj) -> None:
-        try:
-            await self.client.delete(resources.JOBS, job["metadata"]["name"], job["metadata"]["namespace"],
-                                     propagation_policy="Background")
-        except StatusError as exc:
-            if exc.code != 404:
-                raise
+        await delete_if_present(self.client, resources.JOBS, job, propagation_policy="Background")

@@ -16,9 +16,8 @@ import time
 from typing import Any
 
 from controlplane.api import meta, resources
-from controlplane.api.errors import StatusError
 from controlplane.client import Client, Informer
-from controlplane.controllers.base import Controller
+from controlplane.controllers.base import Controller, delete_if_present
 from controlplane.controllers.deployment import resolve, template_hash
 from controlplane.controllers.events import EventRecorder
 from controlplane.controllers.replicaset import Expectations, is_active
@@ -75,9 +74,7 @@ class DaemonSetController(Controller):
             self._enqueue(ds)
 
     def _pod(self, pod: Obj) -> None:
-        ref = meta.controller_of(pod)
-        if ref and ref.get("kind") == "DaemonSet":
-            self.queue.add(f"{pod['metadata']['namespace']}/{ref['name']}")
+        self.enqueue_owner(pod, "DaemonSet")
 
     def _eligible(self, template: Obj, node: Obj) -> bool:
         probe = {"spec": {**daemon_pod_spec(template, node["metadata"]["name"])}}
@@ -140,11 +137,7 @@ class DaemonSetController(Controller):
         await self.events.emit(ds, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
 
     async def _delete(self, pod: Obj) -> None:
-        try:
-            await self.client.delete(resources.PODS, pod["metadata"]["name"], pod["metadata"]["namespace"])
-        except StatusError as exc:
-            if exc.code != 404:
-                raise
+        await delete_if_present(self.client, resources.PODS, pod)
 
     async def _rolling_update(self, ds: Obj, by_node: dict[str, list[Obj]], eligible: set[str],
                               revision: str) -> None:

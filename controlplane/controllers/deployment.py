@@ -20,7 +20,7 @@ import orjson
 from controlplane.api import meta, resources
 from controlplane.api.errors import StatusError
 from controlplane.client import Client, Informer
-from controlplane.controllers.base import Controller
+from controlplane.controllers.base import Controller, delete_if_present
 from controlplane.controllers.events import EventRecorder
 
 Obj = dict[str, Any]
@@ -94,9 +94,7 @@ class DeploymentController(Controller):
         self.queue.add(meta.key_of(obj))
 
     def _rs_event(self, rs: Obj) -> None:
-        ref = meta.controller_of(rs)
-        if ref and ref.get("kind") == "Deployment":
-            self.queue.add(f"{rs['metadata']['namespace']}/{ref['name']}")
+        self.enqueue_owner(rs, "Deployment")
 
     def _owned(self, deploy: Obj) -> list[Obj]:
         uid = deploy["metadata"]["uid"]
@@ -231,11 +229,7 @@ class DeploymentController(Controller):
         idle = [rs for rs in old if _replicas(rs) == 0 and int((rs.get("status") or {}).get("replicas", 0)) == 0]
         idle.sort(key=lambda r: int((r["metadata"].get("annotations") or {}).get(REVISION, 0)))
         for rs in idle[: max(len(idle) - limit, 0)]:
-            try:
-                await self.client.delete(resources.REPLICASETS, rs["metadata"]["name"], rs["metadata"]["namespace"])
-            except StatusError as exc:
-                if exc.code != 404:
-                    raise
+            await delete_if_present(self.client, resources.REPLICASETS, rs)
 
     # -- status ----------------------------------------------------------------------
 

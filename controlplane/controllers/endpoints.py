@@ -17,7 +17,7 @@ from controlplane.api import meta, resources
 from controlplane.api.errors import StatusError
 from controlplane.api.selectors import selector_from_spec
 from controlplane.client import Client, Informer
-from controlplane.controllers.base import Controller
+from controlplane.controllers.base import Controller, delete_if_present
 
 Obj = dict[str, Any]
 SERVICE_NAME = "kubernetes.io/service-name"
@@ -186,8 +186,4 @@ class EndpointsController(Controller):
             await self.client.update(resources.ENDPOINTS, {**current, "subsets": subsets})
 
     async def _delete(self, rt: Any, obj: Obj) -> None:
-        try:
-            await self.client.delete(rt, obj["metadata"]["name"], obj["metadata"]["namespace"])
-        except StatusError as exc:
-            if exc.code != 404:
-                raise
+        await delete_if_present(self.client, rt, obj)

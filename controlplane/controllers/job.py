@@ -15,9 +15,8 @@ import time
 from typing import Any
 
 from controlplane.api import meta, resources
-from controlplane.api.errors import StatusError
 from controlplane.client import Client, Informer
-from controlplane.controllers.base import Controller
+from controlplane.controllers.base import Controller, delete_if_present
 from controlplane.controllers.events import EventRecorder
 from controlplane.controllers.replicaset import Expectations
 
@@ -52,9 +51,7 @@ class JobController(Controller):
         self.pods.add_handler(on_add=self._pod, on_update=lambda _o, p: self._pod(p), on_delete=self._pod)
 
     def _pod(self, pod: Obj) -> None:
-        ref = meta.controller_of(pod)
-        if ref and ref.get("kind") == "Job":
-            self.queue.add(f"{pod['metadata']['namespace']}/{ref['name']}")
+        self.enqueue_owner(pod, "Job")
 
     async def sync(self, key: str) -> float | None:
         namespace, name = key.split("/", 1)
@@ -135,11 +132,7 @@ class JobController(Controller):
         await self.events.emit(job, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
 
     async def _delete_pod(self, pod: Obj) -> None:
-        try:
-            await self.client.delete(resources.PODS, pod["metadata"]["name"], pod["metadata"]["namespace"])
-        except StatusError as exc:
-            if exc.code != 404:
-                raise
+        await delete_if_present(self.client, resources.PODS, pod)
 
     async def _ttl(self, job: Obj, now: dt.datetime) -> float | None:
         ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
@@ -153,10 +146,5 @@ class JobController(Controller):
         remaining = float(ttl) - (now - meta.parse_time(finished_at)).total_seconds()
         if remaining > 0:
             return remaining
-        try:
-            await self.client.delete(resources.JOBS, job["metadata"]["name"], job["metadata"]["namespace"],
-                                     propagation_policy="Background")
-        except StatusError as exc:
-            if exc.code != 404:
-                raise
+        await delete_if_present(self.client, resources.JOBS, job, propagation_policy="Background")
         return None

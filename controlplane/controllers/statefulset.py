@@ -17,7 +17,7 @@ from typing import Any
 from controlplane.api import meta, resources
 from controlplane.api.errors import StatusError
 from controlplane.client import Client, Informer
-from controlplane.controllers.base import Controller
+from controlplane.controllers.base import Controller, delete_if_present
 from controlplane.controllers.deployment import template_hash
 from controlplane.controllers.events import EventRecorder
 
@@ -50,9 +50,7 @@ class StatefulSetController(Controller):
         self.pods.add_handler(on_add=self._pod, on_update=lambda _o, p: self._pod(p), on_delete=self._pod)
 
     def _pod(self, pod: Obj) -> None:
-        ref = meta.controller_of(pod)
-        if ref and ref.get("kind") == "StatefulSet":
-            self.queue.add(f"{pod['metadata']['namespace']}/{ref['name']}")
+        self.enqueue_owner(pod, "StatefulSet")
 
     async def sync(self, key: str) -> float | None:
         namespace, name = key.split("/", 1)
@@ -136,11 +134,7 @@ class StatefulSetController(Controller):
                                f"{md['name']} successful")
 
     async def _delete(self, pod: Obj) -> None:
-        try:
-            await self.client.delete(resources.PODS, pod["metadata"]["name"], pod["metadata"]["namespace"])
-        except StatusError as exc:
-            if exc.code != 404:
-                raise
+        await delete_if_present(self.client, resources.PODS, pod)
 
     async def _update_status(self, sts: Obj, pods: dict[int, Obj], replicas: int, revision: str) -> None:
         live = [p for p in pods.values() if not p["metadata"].get("deletionTimestamp")]

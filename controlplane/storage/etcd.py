@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from controlplane.api.ndjson import json_lines
 from controlplane.storage.interface import (
     CompactedError,
     ConflictError,
@@ -203,18 +204,12 @@ class EtcdStore(Store):
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         async with self._session.post(self.endpoints[0] + "/v3/watch", data=orjson.dumps(request),
                                       timeout=timeout) as resp:
-            buffer = b""
-            async for chunk in resp.content.iter_any():
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if not line.strip():
-                        continue
-                    result = orjson.loads(line).get("result") or {}
-                    if int(result.get("compact_revision", 0) or 0):
-                        raise CompactedError(after_revision, int(result["compact_revision"]) - 1)
-                    for event in result.get("events") or []:
-                        yield self._event(event)
+            async for message in json_lines(resp.content):
+                result = message.get("result") or {}
+                if int(result.get("compact_revision", 0) or 0):
+                    raise CompactedError(after_revision, int(result["compact_revision"]) - 1)
+                for event in result.get("events") or []:
+                    yield self._event(event)
 
     @staticmethod
     def _event(event: Obj) -> WatchEvent:
