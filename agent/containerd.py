@@ -17,6 +17,7 @@ import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 log = logging.getLogger(__name__)
 CNI_BIN_DIR = Path("/usr/lib/cni")
@@ -119,6 +120,9 @@ class ContainerdSupervisor:
                 start_new_session=True)
         finally:
             log_file.close()
+
+    def _open_log(self) -> BinaryIO:
+        return open(self.paths.base / "containerd.log", "ab")  # the child inherits it; closed after spawn
 
     async def wait_ready(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.containerd import ContainerdPaths, ContainerdSupervisor, render_config
+from lab.cleanup import unmount_below
 from tests.helpers import eventually
 
 pytestmark = [
@@ -38,8 +39,7 @@ async def supervisor() -> AsyncIterator[ContainerdSupervisor]:
         yield sup
     finally:
         await sup.stop()
-        subprocess.run(["sh", "-c", f"grep -o ' {base}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r umount -l"],
-                       check=False)
+        await asyncio.to_thread(unmount_below, base)
         shutil.rmtree(base, ignore_errors=True)
 
 
