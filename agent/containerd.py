@@ -113,7 +113,7 @@ class ContainerdSupervisor:
     async def _spawn(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.paths.socket.unlink()  # a stale socket of a killed containerd
-        log_file = open(self.paths.base / "containerd.log", "ab")
+        log_file = self._open_log()
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 self.binary, "--config", str(self.paths.config), stdout=log_file, stderr=log_file,
