@@ -19,6 +19,10 @@ done
 
 run_pytest() {
     local dir=$1; shift
+    if [ ! -d "$dir" ]; then
+        echo "no $dir in this checkout: stage skipped"
+        return 0
+    fi
     set +e
     "$PY" -m pytest "$dir" -q -p no:cacheprovider "$@"
     local rc=$?
