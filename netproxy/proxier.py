@@ -1,0 +1,193 @@
+"""The sync loop: informer events -> change tracker -> rate-limited syncs of one backend.
+
+`run_proxy` is the whole kube-proxy as a coroutine (used by `pyk8s proxy`, the
+all-in-one server and the lab). Syncs are at least --min-sync-period apart, a
+full resync runs every --sync-period (and after any failure), and rules stay in
+the kernel when the API server goes away or the proxy stops: only a later sync
+of this proxy changes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from controlplane.api.resources import ENDPOINTSLICES, SERVICES
+from controlplane.client import Client, Informer
+from netproxy import conntrack
+from netproxy.backend import Backend, ModeUnavailable
+from netproxy.config import MODES, ProxyConfig
+from netproxy.health import HealthState, HTTPServers
+from netproxy.metrics import ProxyMetrics
+from netproxy.model import Obj
+from netproxy.tracker import ChangeTracker
+
+log = logging.getLogger(__name__)
+SERVICE_SELECTOR = "!service.kubernetes.io/service-proxy-name"
+SLICE_SELECTOR = "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless"
+
+
+def make_backend(config: ProxyConfig) -> Backend:
+    """The backend of `config.mode`, checked to work here (raises ModeUnavailable otherwise)."""
+    if config.mode not in MODES:
+        raise ModeUnavailable(f"unknown proxy mode {config.mode!r} (one of {', '.join(MODES)})")
+    backend: Backend
+    if config.mode == "ipvs":
+        from netproxy.ipvs import refuse
+
+        raise refuse()
+    if config.mode == "iptables":
+        from netproxy.iptables_backend import IptablesBackend, detect_variant
+        from netproxy.iptables_render import RenderOptions
+
+        opts = RenderOptions(node_name=config.node_name, cluster_cidr=config.cluster_cidr,
+                             masquerade_all=config.masquerade_all)
+        backend = IptablesBackend(opts, detect_variant(config.iptables_backend), config.nodeport_addresses)
+    else:
+        from netproxy.nftables_backend import NftablesBackend
+        from netproxy.nftables_render import NftOptions
+
+        backend = NftablesBackend(NftOptions(node_name=config.node_name, cluster_cidr=config.cluster_cidr,
+                                             masquerade_all=config.masquerade_all), config.nodeport_addresses)
+    backend.check()
+    return backend
+
+
+async def _wait(event: asyncio.Event, timeout: float | None) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+
+
+class Proxier:
+    def __init__(self, config: ProxyConfig, backend: Backend) -> None:
+        self.config = config
+        self.backend = backend
+        self.tracker = ChangeTracker(config.node_name)
+        self.metrics = ProxyMetrics()
+        self.health = HealthState(config.node_name, config.sync_period)
+        self._wake = asyncio.Event()
+        self._need_full = True
+        self._udp: conntrack.UdpView | None = None
+        self._last_sync = float("-inf")
+        self._last_full = float("-inf")
+        self.syncs = 0
+
+    # -- informer handlers ------------------------------------------------------------
+
+    def _queue(self, changed: bool) -> None:
+        if changed:
+            self.health.queued()
+            self.metrics.last_queued_timestamp = time.time()
+            self._wake.set()
+
+    def on_service(self, *objs: Obj) -> None:
+        self._queue(self.tracker.update_service(objs[-1]))
+
+    def on_service_delete(self, obj: Obj) -> None:
+        self._queue(self.tracker.delete_service(obj))
+
+    def on_slice(self, *objs: Obj) -> None:
+        self._queue(self.tracker.update_slice(objs[-1]))
+
+    def on_slice_delete(self, obj: Obj) -> None:
+        self._queue(self.tracker.delete_slice(obj))
+
+    # -- syncing ----------------------------------------------------------------------
+
+    async def sync(self, full: bool = False) -> None:
+        full = full or self._need_full
+        snap = self.tracker.snapshot(full=full)
+        start = time.monotonic()
+        self._last_sync = start
+        try:
+            stats = await self.backend.sync(snap)
+        except Exception:
+            self._need_full = True  # the changed set is gone: only a full sync is right now
+            self.metrics.restore_failures += 1
+            raise
+        elapsed = time.monotonic() - start
+        self._need_full = False
+        if full:
+            self._last_full = start
+        self.syncs += 1
+        self.metrics.observe_sync(elapsed, full)
+        self.metrics.rules = stats.rules
+        self.metrics.no_local_endpoints = {"internal": stats.no_local_internal,
+                                           "external": stats.no_local_external}
+        self.metrics.services = len(snap.ports)
+        self.metrics.endpoints = sum(len(v) for v in snap.endpoints.values())
+        self.health.updated()
+        log.info("%s sync (%s) of %d service ports took %.3fs", self.backend.mode, "full" if full else "partial",
+                 len(snap.ports), elapsed)
+        view = conntrack.udp_view(snap)
+        if self._udp is not None:
+            await conntrack.flush(conntrack.stale_commands(self._udp, view))
+        self._udp = view
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sync on changes (at most every min_sync_period) and fully every sync_period, until `stop`."""
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                periodic_in = max(0.0, self._last_full + self.config.sync_period - now)
+                if not self._need_full and not self._wake.is_set():
+                    waker = asyncio.create_task(self._wake.wait())
+                    await asyncio.wait({waker, stopper}, timeout=periodic_in,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    waker.cancel()
+                if stop.is_set():
+                    break
+                holdoff = self._last_sync + self.config.min_sync_period - time.monotonic()
+                if holdoff > 0:
+                    await _wait(stop, holdoff)
+                    if stop.is_set():
+                        break
+                self._wake.clear()
+                periodic = time.monotonic() >= self._last_full + self.config.sync_period
+                try:
+                    await self.sync(full=periodic)
+                except Exception as exc:
+                    log.error("%s sync failed (%s); retrying with a full sync", self.backend.mode, exc)
+                    await _wait(stop, max(self.config.min_sync_period, 1.0))
+        finally:
+            stopper.cancel()
+
+
+async def _both_synced(a: Informer, b: Informer) -> bool:
+    await a.wait_synced()
+    await b.wait_synced()
+    return True
+
+
+async def run_proxy(config: ProxyConfig, stop: asyncio.Event, *, client: Client | None = None) -> None:
+    """The proxy until `stop` is set. Raises ModeUnavailable when the mode cannot run here."""
+    backend = make_backend(config)
+    proxier = Proxier(config, backend)
+    servers = HTTPServers(proxier.health, lambda: proxier.metrics.render(backend.mode))
+    await servers.start(config.healthz_bind_address, config.metrics_bind_address)
+    own_client = client is None
+    api = client or Client.from_kubeconfig(config.kubeconfig)
+    services = Informer(api, SERVICES, label_selector=SERVICE_SELECTOR)
+    slices = Informer(api, ENDPOINTSLICES, label_selector=SLICE_SELECTOR)
+    services.add_handler(proxier.on_service, proxier.on_service, proxier.on_service_delete)
+    slices.add_handler(proxier.on_slice, proxier.on_slice, proxier.on_slice_delete)
+    try:
+        await services.start()
+        await slices.start()
+        synced = asyncio.ensure_future(_both_synced(services, slices))
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([synced, stopper], return_when=asyncio.FIRST_COMPLETED)
+        synced.cancel()
+        stopper.cancel()
+        if not stop.is_set():
+            log.info("proxy %s in %s mode: services and endpoint slices synced", config.node_name, backend.mode)
+            await proxier.run(stop)
+    finally:
+        await services.stop()
+        await slices.stop()
+        if own_client:
+            await api.close()
+        await servers.stop()

@@ -1,0 +1,151 @@
+"""What the API says now, and which services changed since the last sync.
+
+Informer handlers feed Service and EndpointSlice objects in; a sync takes a
+`Snapshot` (every service port with its merged, sorted endpoints) together with
+the set of services that changed, so a backend can rewrite only those and the
+proxier can rate-limit syncs without losing a change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from netproxy.model import (
+    SERVICE_NAME_LABEL,
+    Endpoint,
+    Obj,
+    ServicePort,
+    ServicePortName,
+    service_ports,
+    slice_endpoints,
+)
+
+ServiceKey = tuple[str, str]
+
+
+@dataclass
+class Snapshot:
+    """A consistent view for one sync; `changed` is None for a full sync."""
+
+    ports: dict[ServicePortName, ServicePort]
+    endpoints: dict[ServicePortName, tuple[Endpoint, ...]]
+    changed: set[ServiceKey] | None = field(default=None)
+
+    def endpoints_of(self, name: ServicePortName) -> tuple[Endpoint, ...]:
+        return self.endpoints.get(name, ())
+
+
+class ChangeTracker:
+    def __init__(self, node_name: str) -> None:
+        self.node_name = node_name
+        self._ports: dict[ServiceKey, list[ServicePort]] = {}
+        self._slices: dict[ServiceKey, dict[str, dict[ServicePortName, list[Endpoint]]]] = {}
+        self._slice_owner: dict[tuple[str, str], ServiceKey] = {}
+        self._merged: dict[ServiceKey, dict[ServicePortName, tuple[Endpoint, ...]]] = {}
+        self._changed: set[ServiceKey] = set()
+
+    # -- services -------------------------------------------------------------------
+
+    def update_service(self, service: Obj) -> bool:
+        md = service["metadata"]
+        key = (md.get("namespace") or "default", md["name"])
+        ports = service_ports(service)
+        if self._ports.get(key, []) == ports:
+            return False
+        if ports:
+            self._ports[key] = ports
+        else:
+            self._ports.pop(key, None)
+        self._changed.add(key)
+        return True
+
+    def delete_service(self, service: Obj) -> bool:
+        md = service["metadata"]
+        key = (md.get("namespace") or "default", md["name"])
+        if self._ports.pop(key, None) is None:
+            return False
+        self._changed.add(key)
+        return True
+
+    # -- endpoint slices --------------------------------------------------------------
+
+    def update_slice(self, endpoint_slice: Obj) -> bool:
+        md = endpoint_slice["metadata"]
+        namespace = md.get("namespace") or "default"
+        slice_key = (namespace, md["name"])
+        service_name = (md.get("labels") or {}).get(SERVICE_NAME_LABEL)
+        changed = False
+        owner = self._slice_owner.get(slice_key)
+        if owner is not None and owner != (namespace, service_name):
+            changed = self._drop_slice(slice_key)  # relabelled to another service
+        if not service_name:
+            return changed
+        key = (namespace, service_name)
+        eps = slice_endpoints(endpoint_slice, self.node_name)
+        slices = self._slices.setdefault(key, {})
+        if owner == key and _full(slices.get(md["name"], {})) == _full(eps):
+            return changed
+        slices[md["name"]] = eps
+        self._slice_owner[slice_key] = key
+        return self._remerge(key) or changed
+
+    def delete_slice(self, endpoint_slice: Obj) -> bool:
+        md = endpoint_slice["metadata"]
+        return self._drop_slice((md.get("namespace") or "default", md["name"]))
+
+    def _drop_slice(self, slice_key: tuple[str, str]) -> bool:
+        key = self._slice_owner.pop(slice_key, None)
+        if key is None:
+            return False
+        slices = self._slices.get(key, {})
+        slices.pop(slice_key[1], None)
+        if not slices:
+            self._slices.pop(key, None)
+        return self._remerge(key)
+
+    def _remerge(self, key: ServiceKey) -> bool:
+        merged: dict[ServicePortName, dict[tuple[str, int], Endpoint]] = {}
+        for eps_by_port in self._slices.get(key, {}).values():
+            for spn, eps in eps_by_port.items():
+                bucket = merged.setdefault(spn, {})
+                for ep in eps:
+                    bucket.setdefault((ep.ip, ep.port), ep)
+        result = {spn: tuple(sorted(b.values(), key=_endpoint_order)) for spn, b in merged.items() if b}
+        old = self._merged.get(key, {})
+        if _full(old) == _full(result):
+            return False
+        if result:
+            self._merged[key] = result
+        else:
+            self._merged.pop(key, None)
+        self._changed.add(key)
+        return True
+
+    # -- syncs ------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._changed)
+
+    def snapshot(self, full: bool = False) -> Snapshot:
+        """Everything known now; resets the changed set (the caller must sync it)."""
+        ports = {sp.name: sp for plist in self._ports.values() for sp in plist}
+        endpoints = {spn: eps for by_port in self._merged.values() for spn, eps in by_port.items()}
+        changed = None if full else set(self._changed)
+        self._changed.clear()
+        return Snapshot(ports, endpoints, changed)
+
+    def mark_all_changed(self) -> None:
+        self._changed.update(self._ports)
+        self._changed.update(self._merged)
+
+
+def _endpoint_order(ep: Endpoint) -> tuple[int, int]:
+    return (int.from_bytes(bytes(int(o) for o in ep.ip.split(".")), "big"), ep.port)
+
+
+def _full(eps: Mapping[ServicePortName, Sequence[Endpoint]]) -> dict[ServicePortName, list[tuple[object, ...]]]:
+    """Endpoints with every field, for change detection (Endpoint equality is ip:port only)."""
+    return {spn: [(e.ip, e.port, e.node_name, e.ready, e.serving, e.terminating, e.is_local) for e in v]
+            for spn, v in eps.items()}
