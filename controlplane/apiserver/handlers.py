@@ -21,6 +21,7 @@ from controlplane.api import errors, meta, patch, printers, resources, schema
 from controlplane.api.resources import PODS, ResourceType, lookup
 from controlplane.api.selectors import parse_field_selector, parse_label_selector
 from controlplane.apiserver import discovery, fields
+from controlplane.apiserver.kubelet import KubeletClient
 from controlplane.apiserver.registry import ListOptions, Registry
 from controlplane.apiserver.tokens import DEFAULT_EXPIRATION, TokenIssuer
 
@@ -121,9 +122,10 @@ def _dry_run(request: web.Request) -> bool:
 
 
 class Handlers:
-    def __init__(self, registry: Registry, tokens: TokenIssuer) -> None:
+    def __init__(self, registry: Registry, tokens: TokenIssuer, kubelets: KubeletClient | None = None) -> None:
         self.registry = registry
         self.tokens = tokens
+        self.kubelets = kubelets
 
     # -- discovery -----------------------------------------------------------------
 
@@ -186,6 +188,8 @@ class Handlers:
             return await self.evict(request, target)
         elif target.subresource == "token" and method == "POST":
             return await self.token_request(request, target)
+        elif target.subresource == "log" and method == "GET" and target.rt is PODS:
+            return await self.pod_log(request, target)
         raise errors.method_not_supported(target.rt.plural, method)
 
     def _namespace(self, target: Target) -> str | None:
@@ -546,6 +550,18 @@ class Handlers:
         await self.registry.delete(PODS, target.namespace, target.name, options, dry_run=_dry_run(request))
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                               "code": 201}, 201)
+
+    async def pod_log(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """pods/log: answered by the kubelet of the pod's node."""
+        assert target.name is not None
+        pod = await self.registry.get(PODS, self._namespace(target), target.name)
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            raise errors.bad_request(f"pod {target.name} does not have a host assigned")
+        if self.kubelets is None:
+            raise errors.StatusError(503, "ServiceUnavailable", "this API server has no kubelet client")
+        node = await self.registry.get(resources.NODES, None, node_name)
+        return await self.kubelets.stream_logs(request, pod, node)
 
     async def token_request(self, request: web.Request, target: Target) -> web.Response:
         """serviceaccounts/<name>/token: a TokenRequest answered with a signed, expiring token."""

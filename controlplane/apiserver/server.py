@@ -28,6 +28,7 @@ from controlplane.api.resources import ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SE
 from controlplane.apiserver import certs, openapi
 from controlplane.apiserver.allocators import ServiceAllocator
 from controlplane.apiserver.handlers import Handlers, json_response
+from controlplane.apiserver.kubelet import KubeletClient
 from controlplane.apiserver.registry import Registry
 from controlplane.apiserver.strategies import Strategies
 from controlplane.apiserver.tokens import TokenIssuer, ensure_signing_key
@@ -73,6 +74,7 @@ class APIServer:
         self.token = ""
         self.port = config.secure_port
         self.pki: certs.PKI | None = None
+        self.kubelets: KubeletClient | None = None
         self.tokens: TokenIssuer | None = None
 
     @property
@@ -102,7 +104,8 @@ class APIServer:
 
         app = web.Application(middlewares=[self._errors_middleware, self._auth_middleware],
                               client_max_size=4 * 1024 * 1024)
-        handlers = Handlers(self.registry, self.tokens)
+        self.kubelets = KubeletClient(self.pki.kubelet_client_cert, self.pki.kubelet_client_key)
+        handlers = Handlers(self.registry, self.tokens, self.kubelets)
         for path in ("/healthz", "/livez", "/readyz"):
             app.router.add_get(path, self._health)
         app.router.add_get("/version", handlers.version)
@@ -131,6 +134,9 @@ class APIServer:
         if self.runner:
             await self.runner.cleanup()
             self.runner = None
+        if self.kubelets is not None:
+            await self.kubelets.close()
+            self.kubelets = None
         if self.store:
             await self.store.close()
             self.store = None

@@ -25,6 +25,7 @@ import aiohttp
 import orjson
 import yaml
 
+from controlplane.api import resources
 from controlplane.api.errors import StatusError
 from controlplane.api.ndjson import json_lines
 from controlplane.api.resources import ResourceType
@@ -128,6 +129,12 @@ class Client:
 
     async def request(self, method: str, path: str, *, query: dict[str, Any] | None = None,
                       body: Any = None, content_type: str = "application/json") -> Obj:
+        raw = await self.request_bytes(method, path, query=query, body=body, content_type=content_type)
+        return orjson.loads(raw) if raw else {}
+
+    async def request_bytes(self, method: str, path: str, *, query: dict[str, Any] | None = None,
+                            body: Any = None, content_type: str = "application/json") -> bytes:
+        """The response body as sent (logs are text, not JSON); errors raised as StatusError."""
         url = self.server + path
         params = {k: ("true" if v is True else str(v)) for k, v in (query or {}).items()
                   if v is not None and v is not False}
@@ -142,7 +149,7 @@ class Client:
                                                 timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
                     raw = await resp.read()
                     if resp.status < 400:
-                        return orjson.loads(raw) if raw else {}
+                        return raw
                     error = self._error(resp.status, raw)
                     if idempotent and resp.status in RETRIABLE_CODES and attempt < self.retries:
                         raise _Retry(error)
@@ -214,6 +221,11 @@ class Client:
         if preconditions:
             options["preconditions"] = preconditions
         return await self.request("DELETE", rt.path(self._ns(rt, namespace), name), body=options)
+
+    async def pod_logs(self, name: str, namespace: str, **options: Any) -> str:
+        """pods/log with upstream's options (container, previous, tailLines, sinceSeconds, timestamps ...)."""
+        raw = await self.request_bytes("GET", resources.PODS.path(namespace, name, "log"), query=options)
+        return raw.decode(errors="replace")
 
     async def create_subresource(self, rt: ResourceType, name: str, subresource: str, body: Obj,
                                  namespace: str | None = None) -> Obj:

@@ -17,9 +17,9 @@ from typing import Any
 from controlplane.api import meta, resources
 from controlplane.api.errors import StatusError
 from controlplane.client import Client, Informer
+from controlplane.client.events import EventRecorder
 from controlplane.controllers import cron
 from controlplane.controllers.base import Controller, delete_if_present
-from controlplane.controllers.events import EventRecorder
 from controlplane.controllers.job import finished_condition
 
 Obj = dict[str, Any]

@@ -17,9 +17,9 @@ from typing import Any
 
 from controlplane.api import meta, resources
 from controlplane.client import Client, Informer
+from controlplane.client.events import EventRecorder
 from controlplane.controllers.base import Controller, delete_if_present
 from controlplane.controllers.deployment import resolve, template_hash
-from controlplane.controllers.events import EventRecorder
 from controlplane.controllers.replicaset import Expectations, is_active
 from controlplane.scheduler.plugins import NodeInfo, node_affinity, untolerated_taint
 

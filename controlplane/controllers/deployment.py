@@ -20,8 +20,8 @@ import orjson
 from controlplane.api import meta, resources
 from controlplane.api.errors import StatusError
 from controlplane.client import Client, Informer
+from controlplane.client.events import EventRecorder
 from controlplane.controllers.base import Controller, delete_if_present
-from controlplane.controllers.events import EventRecorder
 
 Obj = dict[str, Any]
 HASH_LABEL = "pod-template-hash"

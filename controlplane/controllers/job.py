@@ -16,8 +16,8 @@ from typing import Any
 
 from controlplane.api import meta, resources
 from controlplane.client import Client, Informer
+from controlplane.client.events import EventRecorder
 from controlplane.controllers.base import Controller, delete_if_present
-from controlplane.controllers.events import EventRecorder
 from controlplane.controllers.replicaset import Expectations
 
 Obj = dict[str, Any]

@@ -18,8 +18,8 @@ from controlplane.api.errors import StatusError
 from controlplane.api.resources import ResourceType
 from controlplane.api.selectors import LabelSelector, selector_from_spec
 from controlplane.client import Client, Informer
+from controlplane.client.events import EventRecorder
 from controlplane.controllers.base import Controller
-from controlplane.controllers.events import EventRecorder
 
 Obj = dict[str, Any]
 EXPECTATION_TTL = 30.0

@@ -16,8 +16,8 @@ from typing import Any
 from controlplane.api import meta, resources
 from controlplane.api.errors import StatusError
 from controlplane.client import Client, Informer
+from controlplane.client.events import EventRecorder
 from controlplane.controllers.base import Controller
-from controlplane.controllers.events import EventRecorder
 from controlplane.scheduler.plugins import (
     ClusterView,
     NodeInfo,
