@@ -17,9 +17,12 @@ programs its rules. Backends answer TCP (8080) and UDP (5353) with
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -283,3 +286,86 @@ def endpoint_slice(service_name: str, backends: dict[str, str], port: int = 8080
             "addressType": "IPv4", "ports": [{"name": "p", "port": port, "protocol": protocol}],
             "endpoints": [{"addresses": [BACKENDS[b]], "nodeName": node, "conditions": {"ready": True}}
                           for b, node in backends.items()]}
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def listen_in_namespace(ns: str, host: str, port: int) -> socket.socket:
+    """A listening TCP socket that lives in namespace `ns` (made by a short-lived thread that joins it)."""
+    made: list[socket.socket | BaseException] = []
+
+    def make() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            with open(f"/var/run/netns/{ns}") as f:
+                if libc.setns(f.fileno(), CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns failed")
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(64)
+            sock.setblocking(False)
+            made.append(sock)
+        except BaseException as exc:
+            made.append(exc)
+
+    thread = threading.Thread(target=make)  # the thread ends in `ns`; the process stays where it was
+    thread.start()
+    thread.join(10)
+    if not made or isinstance(made[0], BaseException):
+        raise RuntimeError(f"could not listen in {ns}: {made[0] if made else 'timeout'}")
+    return made[0]
+
+
+class Relay:
+    """Forwards TCP from 127.0.0.1:port inside a namespace to 127.0.0.1:port of the host namespace.
+
+    The test's API server listens on the host's loopback; a proxy in the node
+    namespace reaches it through this relay, and the test can cut the wire
+    (stop) and mend it (start) to play an API server outage.
+    """
+
+    def __init__(self, ns: str, port: int) -> None:
+        self.ns, self.port = ns, port
+        self.server: asyncio.base_events.Server | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        sock = listen_in_namespace(self.ns, "127.0.0.1", self.port)
+        self.server = await asyncio.start_server(self._handle, sock=sock)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError:
+            writer.close()
+            return
+        self.writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.close()
+
+        for task in (asyncio.create_task(pipe(reader, up_writer)), asyncio.create_task(pipe(up_reader, writer))):
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
+        for writer in list(self.writers):
+            writer.close()
+        self.writers.clear()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
