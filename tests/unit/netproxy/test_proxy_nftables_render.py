@@ -6,7 +6,7 @@ from pathlib import Path
 
 from proxy_objects import endpoint_slice, golden_objects, service
 
-from netproxy.nftables_render import NftOptions, SlotAllocator, build, diff_script, full_script
+from netproxy.nftables_render import NftOptions, SlotAllocator, build, diff_script, full_script, shard
 from netproxy.tracker import ChangeTracker
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -42,10 +42,10 @@ def test_endpoint_removal_is_a_small_transaction() -> None:
     t = "ip kube-proxy"
     assert diff_script(before, after) == "\n".join([
         f"flush chain {t} {SVC1}",
-        f"delete element {t} endpoint-dnat-tcp {{ 1 }}",
         f"delete element {t} hairpin {{ 10.180.1.1 . 10.180.1.1 }}",
+        f"delete element {t} endpoint-dnat-tcp-34 {{ 1 }}",
         f"add rule {t} {SVC1} ip daddr 172.30.0.41 tcp dport 80 ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
-        f"add rule {t} {SVC1} meta l4proto tcp dnat ip to numgen random mod 1 offset 0 map @endpoint-dnat-tcp",
+        f"add rule {t} {SVC1} meta l4proto tcp dnat ip to numgen random mod 1 offset 0 map @endpoint-dnat-tcp-34",
     ]) + "\n"
     assert diff_script(after, build(tracker.snapshot(), OPTS, dnat, chains)) == ""
 
@@ -65,8 +65,8 @@ def test_slots_stay_put_for_unchanged_services() -> None:
     script = diff_script(before, after)
     # s0 moved to a fresh slot: only its old slot's elements go, nobody else's change
     assert [ln for ln in script.splitlines() if ln.startswith("delete element")] == [
-        "delete element ip kube-proxy endpoint-dnat-tcp { 0, 1 }"]
-    assert script.count("add element ip kube-proxy endpoint-dnat-tcp") == 1
+        f"delete element ip kube-proxy endpoint-dnat-tcp-{shard(changed[0]):02d} {{ 0, 1 }}"]
+    assert script.count("add element ip kube-proxy endpoint-dnat-tcp-") == 1
 
 
 def test_service_deletion_removes_its_chains_and_affinity_sets() -> None:

@@ -1,0 +1,173 @@
+"""Proxy sync benchmark: full sync and one-endpoint-change sync, beside the bare loader (the floor).
+
+For each mode and size (services x 10 endpoints) it creates a fresh network
+namespace, runs the real proxier (tracker -> renderer -> iptables-restore / nft)
+inside it with `nsenter`, then loads the very same ruleset with
+`iptables-restore` / `nft -f` alone in another fresh namespace. Every figure is
+one JSON line on stdout. Root only; namespaces are deleted also on failure.
+
+    .venv/bin/python bench/proxy_bench.py --sizes 1000 10000 --modes iptables nftables
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+ENDPOINTS = 10
+
+
+def objects(n: int, endpoints: int = ENDPOINTS) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    services, slices = [], []
+    for i in range(n):
+        ip = 0x0A600000 + i + 1  # 10.96.0.0/12
+        cluster_ip = ".".join(str((ip >> s) & 255) for s in (24, 16, 8, 0))
+        services.append({"metadata": {"namespace": "bench", "name": f"s{i}"},
+                         "spec": {"clusterIP": cluster_ip, "type": "ClusterIP",
+                                  "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}})
+        slices.append(endpoint_slice(i, [0x0A800000 + i * endpoints + j for j in range(endpoints)]))
+    return services, slices
+
+
+def endpoint_slice(i: int, addresses: list[int]) -> dict[str, Any]:
+    return {"metadata": {"namespace": "bench", "name": f"s{i}-a",
+                         "labels": {"kubernetes.io/service-name": f"s{i}"}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [".".join(str((a >> s) & 255) for s in (24, 16, 8, 0))],
+                           "nodeName": "node1" if a % 3 == 0 else "node2", "conditions": {"ready": True}}
+                          for a in addresses]}
+
+
+# -- inside the namespace -------------------------------------------------------------------------
+
+async def inner(mode: str, variant: str, n: int, changes: int, dump: Path) -> None:
+    import psutil
+
+    from netproxy.config import ProxyConfig
+    from netproxy.proxier import Proxier, make_backend
+
+    config = ProxyConfig(node_name="node1", mode=mode, cluster_cidr="10.244.0.0/16", iptables_backend=variant,
+                         healthz_bind_address="", metrics_bind_address="")
+    backend = make_backend(config)
+    proxier = Proxier(config, backend)
+    services, slices = objects(n)
+    t0 = time.monotonic()
+    for s in services:
+        proxier.on_service(s)
+    for s in slices:
+        proxier.on_slice(s)
+    ingest = time.monotonic() - t0
+    t0 = time.monotonic()
+    await proxier.sync(full=True)
+    full = time.monotonic() - t0
+    rules = dict(proxier.metrics.rules)
+    text = getattr(getattr(backend, "last", None), "text", None) or getattr(backend, "last_script", "")
+    await asyncio.to_thread(dump.write_text, text)
+    latencies = []
+    for k in range(changes):
+        i = (k * 7919) % n
+        addresses = [0x0A800000 + i * ENDPOINTS + j for j in range(ENDPOINTS)]
+        addresses[k % ENDPOINTS] = 0x0AC00000 + k  # one endpoint replaced
+        t0 = time.monotonic()
+        proxier.on_slice(endpoint_slice(i, addresses))
+        await proxier.sync()
+        latencies.append(time.monotonic() - t0)
+    rss = psutil.Process().memory_info().rss
+    print(json.dumps({"ingest_s": round(ingest, 3), "full_sync_s": round(full, 3),
+                      "change_sync_p50_s": round(statistics.median(latencies), 4) if latencies else None,
+                      "change_sync_max_s": round(max(latencies), 4) if latencies else None,
+                      "rules": rules, "rss_mb": round(rss / 2**20, 1), "ruleset_lines": text.count("\n")}),
+          flush=True)
+
+
+# -- on the host ----------------------------------------------------------------------------------
+
+def netns(name: str, *argv: str, stdin: str | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run(["nsenter", f"--net=/var/run/netns/{name}", "--", *argv], input=stdin,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class Namespace:
+    def __init__(self) -> None:
+        self.name = f"pxbench-{uuid.uuid4().hex[:6]}"
+
+    def __enter__(self) -> str:
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        return self.name
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+
+def floor(mode: str, variant: str, ruleset: str, noflush: bool = True) -> float:
+    with Namespace() as ns:
+        if mode == "iptables":
+            argv = [f"iptables-{variant}-restore", "-w", *(["--noflush"] if noflush else [])]
+        else:
+            argv = ["nft", "-f", "-"]
+        t0 = time.monotonic()
+        result = netns(ns, *argv, stdin=ruleset)
+        elapsed = time.monotonic() - t0
+        if result.returncode != 0:
+            raise RuntimeError(f"floor load failed: {result.stderr[:500]}")
+        return elapsed
+
+
+def run_case(mode: str, variant: str, n: int, changes: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp, Namespace() as ns:
+        dump = Path(tmp) / "ruleset"
+        result = netns(ns, sys.executable, str(Path(__file__).resolve()), "--inner", "--mode", mode,
+                       "--variant", variant, "--services", str(n), "--changes", str(changes), "--dump", str(dump))
+        if result.returncode != 0:
+            raise RuntimeError(f"inner run failed: {result.stderr[-2000:]}")
+        figures = json.loads(result.stdout.strip().splitlines()[-1])
+        ruleset = dump.read_text()
+    loader = floor(mode, variant, ruleset)
+    label = f"iptables-{variant}" if mode == "iptables" else mode
+    result = {"bench": "proxy_sync", "mode": label, "services": n, "endpoints_per_service": ENDPOINTS, **figures,
+              "floor_load_s": round(loader, 3), "full_sync_vs_floor": round(figures["full_sync_s"] / loader, 2)}
+    if mode == "iptables":
+        # the proxy must use --noflush (other rules live in the same tables); DESIGN's floor did not
+        result["floor_load_flushing_s"] = round(floor(mode, variant, ruleset, noflush=False), 3)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000])
+    parser.add_argument("--modes", nargs="+", default=["iptables", "nftables"],
+                        help="iptables (nft variant), iptables-legacy, nftables")
+    parser.add_argument("--changes", type=int, default=5, help="one-endpoint changes timed per case")
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", default="nft", help=argparse.SUPPRESS)
+    parser.add_argument("--services", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--dump", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inner:
+        sys.path.insert(0, str(REPO))
+        asyncio.run(inner(args.mode, args.variant, args.services, args.changes, args.dump))
+        return 0
+    if os.geteuid() != 0:
+        print(json.dumps({"bench": "proxy_sync", "skipped": "needs root (network namespaces)"}))
+        return 0
+    for n in args.sizes:
+        for label in args.modes:
+            mode, variant = ("iptables", "legacy") if label == "iptables-legacy" else (label, "nft")
+            print(json.dumps(run_case(mode, variant, n, args.changes)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
