@@ -17,7 +17,7 @@ from dataclasses import replace
 from netproxy import execs
 from netproxy.backend import ModeUnavailable, SyncStats
 from netproxy.iptables_render import FILTER_CHAINS, JUMP_RULES, NAT_CHAINS, Rendered, RenderOptions, render
-from netproxy.names import is_service_chain
+from netproxy.names import NameCache, is_service_chain
 from netproxy.nodeaddrs import nodeport_ips
 from netproxy.tracker import Snapshot
 
@@ -58,6 +58,7 @@ class IptablesBackend:
         self.restore = f"iptables-{suffix}-restore"
         self.save = f"iptables-{suffix}-save"
         self._existing: set[str] | None = None
+        self._names = NameCache()
         self.last: Rendered | None = None
 
     def check(self) -> None:
@@ -85,13 +86,15 @@ class IptablesBackend:
             self.opts = replace(self.opts, nodeport_ips=nodeport_ips(list(self.nodeport_cidrs)))
             await self.ensure_jumps()
             self._existing = await self.existing_service_chains()
-        rendered = render(snap, self.opts, self._existing)
+        rendered = render(snap, self.opts, self._existing, self._names)
         try:
             await execs.run([self.restore, "-w", "--noflush", "--counters"], stdin=rendered.text)
         except execs.ToolError:
             self._existing = None  # unknown now: the next (full) sync reads it again
             raise
         self._existing = set(rendered.active_nat_chains)
+        if full:
+            self._names.forget_except(self._existing)
         self.last = rendered
         return SyncStats({"filter": rendered.filter_rules, "nat": rendered.nat_rules},
                          rendered.no_local_internal, rendered.no_local_external)

@@ -10,6 +10,7 @@ it can be compared with hand-written golden files.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from netproxy import names
@@ -102,15 +103,13 @@ class _Lines:
         return len(self.lines)
 
 
-class _Discard(_Lines):
-    def add(self, *parts: str) -> None:
-        self.lines.append("")
-
-
-def render(snap: Snapshot, opts: RenderOptions, existing_chains: set[str] | None = None) -> Rendered:
+def render(snap: Snapshot, opts: RenderOptions, existing_chains: set[str] | None = None,
+           cache: names.NameCache | None = None) -> Rendered:
     """Render one sync. `existing_chains`: our service chains now in the kernel (stale ones are removed)."""
+    cache = cache or names.NameCache()
+    sep_name = cache.sep_chain
     filter_chains, filter_rules, nat_chains, nat_rules = _Lines(), _Lines(), _Lines(), _Lines()
-    skipped_chains, skipped_rules = _Discard(), _Discard()
+    skipped_rules = _Lines()  # rules of unchanged services, counted for the metrics only
     for chain in FILTER_CHAINS:
         filter_chains.add(f":{chain} - [0:0]")
     for chain in NAT_CHAINS:
@@ -194,7 +193,13 @@ def render(snap: Snapshot, opts: RenderOptions, existing_chains: set[str] | None
 
         chains, rules = nat_chains, nat_rules
         if snap.changed is not None and name.service not in snap.changed:
-            chains, rules = skipped_chains, skipped_rules
+            # unchanged since the last sync: its chains stay as they are in the kernel
+            active.update(c for c, used in ((ext_chain, uses_ext_chain), (svc_chain, uses_cluster_chain),
+                                            (svl_chain, uses_local_chain)) if used)
+            active.update(sep_name(name, ep) for ep in cat.all_reachable)
+            skipped_rules.lines.extend([""] * cache.rule_counts.get(name, 0))
+            continue
+        before = len(rules)
 
         if has_internal:
             match = ("-m comment --comment", _q(f"{spn} cluster IP"), "-m", proto, "-p", proto, "-d",
@@ -207,8 +212,7 @@ def render(snap: Snapshot, opts: RenderOptions, existing_chains: set[str] | None
         if uses_ext_chain:
             chains.add(f":{ext_chain} - [0:0]")
             active.add(ext_chain)
-            if chains is nat_chains:
-                written.add(ext_chain)
+            written.add(ext_chain)
             if not svc.external_policy_local:
                 rules.add("-A", ext_chain, "-m comment --comment",
                           _q(f"masquerade traffic for {spn} external destinations"), "-j KUBE-MARK-MASQ")
@@ -231,20 +235,19 @@ def render(snap: Snapshot, opts: RenderOptions, existing_chains: set[str] | None
             if used:
                 chains.add(f":{chain} - [0:0]")
                 active.add(chain)
-                if chains is nat_chains:
-                    written.add(chain)
-                _service_to_endpoints(rules, spn, name, svc, chain, eps, large)
+                written.add(chain)
+                _service_to_endpoints(rules, spn, name, svc, chain, eps, large, sep_name)
 
         for ep in cat.all_reachable:
-            sep = names.sep_chain(name, ep)
+            sep = sep_name(name, ep)
             chains.add(f":{sep} - [0:0]")
             active.add(sep)
-            if chains is nat_chains:
-                written.add(sep)
+            written.add(sep)
             head = ["-A", sep] + ([] if large else ["-m comment --comment", spn])
             rules.add(*head, "-s", ep.ip, "-j KUBE-MARK-MASQ")
             affinity = ["-m recent --name", sep, "--set"] if svc.session_affinity else []
             rules.add(*head, *affinity, "-m", proto, "-p", proto, "-j DNAT --to-destination", str(ep))
+        cache.rule_counts[name] = len(rules) - before
 
     deleted = 0
     for chain in sorted((existing_chains or set()) - active):
@@ -271,21 +274,22 @@ def render(snap: Snapshot, opts: RenderOptions, existing_chains: set[str] | None
 
     parts = ["*filter", *filter_chains.lines, *filter_rules.lines, "COMMIT",
              "*nat", *nat_chains.lines, *nat_rules.lines, "COMMIT", ""]
-    return Rendered("\n".join(parts), active, len(filter_rules), len(nat_rules) - deleted, deleted,
-                    no_local_int, no_local_ext, written)
+    return Rendered("\n".join(parts), active, len(filter_rules), len(nat_rules) + len(skipped_rules) - deleted,
+                    deleted, no_local_int, no_local_ext, written)
 
 
 def _service_to_endpoints(rules: _Lines, spn: str, name: ServicePortName, svc: ServicePort, chain: str,
-                          endpoints: tuple[Endpoint, ...], large: bool) -> None:
+                          endpoints: tuple[Endpoint, ...], large: bool,
+                          sep_name: Callable[[ServicePortName, Endpoint], str]) -> None:
     if svc.session_affinity:
         for ep in endpoints:
-            sep = names.sep_chain(name, ep)
+            sep = sep_name(name, ep)
             comment = [] if large else ["-m comment --comment", _q(f"{spn} -> {ep}")]
             rules.add("-A", chain, *comment, "-m recent --name", sep, "--rcheck --seconds",
                       str(svc.sticky_seconds), "--reap -j", sep)
     n = len(endpoints)
     for i, ep in enumerate(endpoints):
-        sep = names.sep_chain(name, ep)
+        sep = sep_name(name, ep)
         comment = [] if large else ["-m comment --comment", _q(f"{spn} -> {ep}")]
         stat = ["-m statistic --mode random --probability", probability(n - i)] if i < n - 1 else []
         rules.add("-A", chain, *comment, *stat, "-j", sep)

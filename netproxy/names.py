@@ -17,8 +17,13 @@ IPTABLES_SERVICE_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", 
 NFT_NAME_MAX = 128 - 16
 
 
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
 def _hash16(text: str) -> str:
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
+    """base32(sha256(text))[:16]: the first 80 bits of the digest, five at a time."""
+    n = int.from_bytes(hashlib.sha256(text.encode()).digest()[:10], "big")
+    return "".join(_B32[(n >> shift) & 31] for shift in range(75, -1, -5))
 
 
 def port_proto_hash(spn: ServicePortName) -> str:
@@ -39,6 +44,25 @@ def ext_chain(spn: ServicePortName) -> str:
 
 def sep_chain(spn: ServicePortName, endpoint: Endpoint | str) -> str:
     return "KUBE-SEP-" + _hash16(str(spn) + spn.protocol.lower() + str(endpoint))
+
+
+class NameCache:
+    """What earlier syncs computed: endpoint chain names (hashing was most of a render's time) and each
+    service port's rule count (for the metrics of partial syncs). Owned by one backend."""
+
+    def __init__(self) -> None:
+        self._sep: dict[tuple[ServicePortName, str], str] = {}
+        self.rule_counts: dict[ServicePortName, int] = {}  # nat rules each service port wrote last time
+
+    def sep_chain(self, spn: ServicePortName, endpoint: Endpoint) -> str:
+        key = (spn, str(endpoint))
+        name = self._sep.get(key)
+        if name is None:
+            name = self._sep[key] = sep_chain(spn, endpoint)
+        return name
+
+    def forget_except(self, alive: set[str]) -> None:
+        self._sep = {k: v for k, v in self._sep.items() if v in alive}
 
 
 def is_service_chain(chain: str) -> bool:

@@ -1,10 +1,13 @@
 """The sync loop: informer events -> change tracker -> rate-limited syncs of one backend.
 
 `run_proxy` is the whole kube-proxy as a coroutine (used by `pyk8s proxy`, the
-all-in-one server and the lab). Syncs are at least --min-sync-period apart, a
-full resync runs every --sync-period (and after any failure), and rules stay in
-the kernel when the API server goes away or the proxy stops: only a later sync
-of this proxy changes them.
+all-in-one server and the lab). Syncs are at least --min-sync-period apart; a
+periodic resync runs every --sync-period, and as upstream it is a full resync
+(every chain rewritten, jump rules re-ensured, stale chains of earlier runs
+removed) at start, after any failure and at least every FULL_SYNC_PERIOD — a full
+iptables-nft restore of 1k services takes seconds, so not every 30 s. Rules stay
+in the kernel when the API server goes away or the proxy stops: only a later
+sync of this proxy changes them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from netproxy.tracker import ChangeTracker
 log = logging.getLogger(__name__)
 SERVICE_SELECTOR = "!service.kubernetes.io/service-proxy-name"
 SLICE_SELECTOR = "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless"
+FULL_SYNC_PERIOD = 3600.0  # upstream's proxyutil.FullSyncPeriod
 
 
 def make_backend(config: ProxyConfig) -> Backend:
@@ -132,7 +136,7 @@ class Proxier:
         try:
             while not stop.is_set():
                 now = time.monotonic()
-                periodic_in = max(0.0, self._last_full + self.config.sync_period - now)
+                periodic_in = max(0.0, self._last_sync + self.config.sync_period - now)
                 if not self._need_full and not self._wake.is_set():
                     waker = asyncio.create_task(self._wake.wait())
                     await asyncio.wait({waker, stopper}, timeout=periodic_in,
@@ -146,9 +150,9 @@ class Proxier:
                     if stop.is_set():
                         break
                 self._wake.clear()
-                periodic = time.monotonic() >= self._last_full + self.config.sync_period
+                full = time.monotonic() >= self._last_full + max(self.config.sync_period, FULL_SYNC_PERIOD)
                 try:
-                    await self.sync(full=periodic)
+                    await self.sync(full=full)
                 except Exception as exc:
                     log.error("%s sync failed (%s); retrying with a full sync", self.backend.mode, exc)
                     await _wait(stop, max(self.config.min_sync_period, 1.0))

@@ -9,6 +9,7 @@ from proxy_objects import endpoint_slice, golden_objects, service
 from netproxy import names
 from netproxy.iptables_render import RenderOptions, probability, render
 from netproxy.model import ServicePortName
+from netproxy.names import NameCache
 from netproxy.tracker import ChangeTracker
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -42,12 +43,16 @@ def test_probabilities_are_formatted_as_upstream() -> None:
 def test_partial_sync_writes_only_changed_service_chains() -> None:
     services, slices = golden_objects()
     tracker = tracker_with(services, slices)
-    tracker.snapshot()
+    cache = NameCache()
+    first = render(tracker.snapshot(), OPTS, set(), cache)
     slices[0]["endpoints"].pop()
     assert tracker.update_slice(slices[0])
     snap = tracker.snapshot()
     assert snap.changed == {("ns1", "svc1")}
-    rendered = render(snap, OPTS, set())
+    rendered = render(snap, OPTS, first.active_nat_chains, cache)
+    # the stale endpoint chain goes; the rule count still covers every service
+    assert rendered.deleted_chains == 1
+    assert rendered.nat_rules == render(tracker_with(*golden_objects()).snapshot(), OPTS).nat_rules - 3
     svc1 = ServicePortName("ns1", "svc1", "p80", "TCP")
     svc3 = ServicePortName("ns3", "svc3", "http", "TCP")
     assert f":{names.svc_chain(svc1)} - [0:0]" in rendered.text
