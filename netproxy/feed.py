@@ -21,6 +21,7 @@ import orjson
 
 from netproxy.backend import ModeUnavailable
 from netproxy.cmd import add_arguments, config_from_args
+from netproxy.leftovers import remove_other_modes
 from netproxy.model import Obj
 from netproxy.proxier import Proxier, make_backend
 
@@ -64,6 +65,7 @@ async def main(argv: list[str] | None = None) -> int:
     if args.cleanup:
         await backend.cleanup()
         return 0
+    await remove_other_modes(backend.mode, getattr(backend, "variant", None))
     proxier = Proxier(config, backend)
     feed = Feed(proxier)
     loop = asyncio.get_running_loop()

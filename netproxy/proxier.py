@@ -23,6 +23,7 @@ from netproxy import conntrack
 from netproxy.backend import Backend, ModeUnavailable
 from netproxy.config import MODES, ProxyConfig
 from netproxy.health import HealthState, HTTPServers
+from netproxy.leftovers import remove_other_modes
 from netproxy.metrics import ProxyMetrics
 from netproxy.model import Obj
 from netproxy.tracker import ChangeTracker
@@ -169,6 +170,7 @@ async def _both_synced(a: Informer, b: Informer) -> bool:
 async def run_proxy(config: ProxyConfig, stop: asyncio.Event, *, client: Client | None = None) -> None:
     """The proxy until `stop` is set. Raises ModeUnavailable when the mode cannot run here."""
     backend = make_backend(config)
+    await remove_other_modes(backend.mode, getattr(backend, "variant", None))
     proxier = Proxier(config, backend)
     servers = HTTPServers(proxier.health, lambda: proxier.metrics.render(backend.mode))
     await servers.start(config.healthz_bind_address, config.metrics_bind_address)
