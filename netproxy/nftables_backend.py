@@ -15,6 +15,7 @@ from netproxy import execs
 from netproxy.backend import ModeUnavailable, SyncStats
 from netproxy.nftables_render import (
     TABLE,
+    BuildCache,
     NftOptions,
     NftState,
     SlotAllocator,
@@ -37,6 +38,7 @@ class NftablesBackend:
         self._applied: NftState | None = None
         self._dnat_slots = SlotAllocator()
         self._chain_slots = SlotAllocator()
+        self._cache = BuildCache()
         self.last_script = ""
 
     def check(self) -> None:
@@ -47,8 +49,8 @@ class NftablesBackend:
         if snap.changed is None or self._applied is None:
             self.opts = replace(self.opts, nodeport_ips=nodeport_ips(list(self.nodeport_cidrs)))
         if self._applied is None:
-            self._dnat_slots, self._chain_slots = SlotAllocator(), SlotAllocator()
-        state = build(snap, self.opts, self._dnat_slots, self._chain_slots)
+            self._dnat_slots, self._chain_slots, self._cache = SlotAllocator(), SlotAllocator(), BuildCache()
+        state = build(snap, self.opts, self._dnat_slots, self._chain_slots, self._cache)
         script = full_script(state) if self._applied is None else diff_script(self._applied, state)
         self.last_script = script
         if script:

@@ -106,17 +106,54 @@ class SlotAllocator:
 
 
 @dataclass
+class Contribution:
+    """What one service port adds to the table; replayed as is while the service does not change."""
+
+    chains: list[tuple[str, list[str]]] = field(default_factory=list)
+    elements: list[tuple[str, str, str]] = field(default_factory=list)
+    sets: list[tuple[str, str, tuple[str, ...], bool]] = field(default_factory=list)
+    no_local: tuple[int, int] = (0, 0)
+
+
+class BuildCache:
+    """Contributions of the previous build, so a partial sync only recomputes changed services."""
+
+    def __init__(self) -> None:
+        self.contributions: dict[ServicePortName, Contribution] = {}
+
+
+@dataclass
 class _Collect:
     state: NftState
     dnat_slots: SlotAllocator
     chain_slots: SlotAllocator
-    cluster_ips: set[str] = field(default_factory=set)
+    current: Contribution | None = None
 
     def element(self, set_name: str, key: str, value: str = "") -> None:
         self.state.sets[set_name].elements[key] = value
+        if self.current is not None:
+            self.current.elements.append((set_name, key, value))
 
     def chain(self, name: str, rules: list[str]) -> None:
         self.state.chains[name] = (None, rules)
+        if self.current is not None:
+            self.current.chains.append((name, rules))
+
+    def add_set(self, name: str, kind: str, decl: tuple[str, ...], keep_elements: bool = False) -> None:
+        if name not in self.state.sets:
+            self.state.sets[name] = NamedSet(kind, decl, {}, keep_elements)
+        if self.current is not None:
+            self.current.sets.append((name, kind, decl, keep_elements))
+
+    def replay(self, contribution: Contribution) -> None:
+        for name, kind, decl, keep in contribution.sets:
+            if name not in self.state.sets:
+                self.state.sets[name] = NamedSet(kind, decl, {}, keep)
+        for name, rules in contribution.chains:
+            self.state.chains[name] = (None, rules)
+        sets = self.state.sets
+        for set_name, key, value in contribution.elements:
+            sets[set_name].elements[key] = value
 
 
 def _map(kind: str, type_line: str, comment: str) -> NamedSet:
@@ -124,8 +161,9 @@ def _map(kind: str, type_line: str, comment: str) -> NamedSet:
 
 
 def build(snap: Snapshot, opts: NftOptions, dnat_slots: SlotAllocator | None = None,
-          chain_slots: SlotAllocator | None = None) -> NftState:
-    """The desired table for `snap`. Pass the backend's allocators to keep slots stable between syncs."""
+          chain_slots: SlotAllocator | None = None, cache: BuildCache | None = None) -> NftState:
+    """The desired table for `snap`. Pass the backend's allocators to keep slots stable between syncs,
+    and its cache to reuse what unchanged services contributed last time (partial syncs)."""
     state = NftState()
     addr_verdict = "type ipv4_addr . inet_proto . inet_service : verdict"
     port_verdict = "type inet_proto . inet_service : verdict"
@@ -178,10 +216,21 @@ def build(snap: Snapshot, opts: NftOptions, dnat_slots: SlotAllocator | None = N
     for name, rules in fixed.items():
         state.chains[name] = (None, rules)
     c = _Collect(state, dnat_slots or SlotAllocator(), chain_slots or SlotAllocator())
+    previous = cache.contributions if cache is not None else {}
+    contributions: dict[ServicePortName, Contribution] = {}
     for spn in sorted(snap.ports):
-        ni, ne = _service(c, spn, snap.ports[spn], snap.endpoints_of(spn), opts)
-        state.no_local_internal += ni
-        state.no_local_external += ne
+        contribution = previous.get(spn)
+        if contribution is not None and snap.changed is not None and spn.service not in snap.changed:
+            c.replay(contribution)
+        else:
+            contribution = c.current = Contribution()
+            contribution.no_local = _service(c, spn, snap.ports[spn], snap.endpoints_of(spn), opts)
+            c.current = None
+        contributions[spn] = contribution
+        state.no_local_internal += contribution.no_local[0]
+        state.no_local_external += contribution.no_local[1]
+    if cache is not None:
+        cache.contributions = contributions
     alive = set(state.chains)
     c.dnat_slots.release_except(alive)
     c.chain_slots.release_except(alive)
@@ -232,7 +281,10 @@ def diff_script(old: NftState, new: NftState) -> str:
     for name, s in new.sets.items():
         if name not in old.sets:
             out.append(f"add {s.kind} {t} {name} {{ {'; '.join(s.decl)}; }}")
+    unchanged = {n for n, s in new.sets.items() if n in old.sets and old.sets[n].elements == s.elements}
     for name, s in new.sets.items():
+        if name in unchanged:
+            continue
         before = old.sets[name].elements if name in old.sets else {}
         gone = [k for k, v in before.items() if s.elements.get(k) != v]
         if gone:
@@ -240,6 +292,8 @@ def diff_script(old: NftState, new: NftState) -> str:
     for name in changed:
         out += [f"add rule {t} {name} {rule}" for rule in new.chains[name][1]]
     for name, s in new.sets.items():
+        if name in unchanged:
+            continue
         before = old.sets[name].elements if name in old.sets else {}
         added = [_element_text(k, v) for k, v in s.elements.items() if before.get(k) != v]
         if added:
@@ -257,8 +311,7 @@ def shard(chain: str) -> int:
 
 
 def _dispatch_map(c: _Collect, name: str, type_line: str, comment: str) -> str:
-    if name not in c.state.sets:
-        c.state.sets[name] = _map("map", type_line, comment)
+    c.add_set(name, "map", (type_line, f'comment "{comment}"'))
     return name
 
 
@@ -347,9 +400,8 @@ def _service(c: _Collect, name: ServicePortName, svc: ServicePort, all_endpoints
         c.element("hairpin", f"{ep.ip} . {ep.ip}")
         if svc.session_affinity:
             ep_base = names.nft_endpoint_base(name, ep)
-            c.state.sets[f"affinity-{ep_base}"] = NamedSet(
-                "set", ("type ipv4_addr", "flags dynamic,timeout", f"timeout {svc.sticky_seconds}s"),
-                keep_elements=True)
+            c.add_set(f"affinity-{ep_base}", "set",
+                      ("type ipv4_addr", "flags dynamic,timeout", f"timeout {svc.sticky_seconds}s"), True)
             c.chain(f"endpoint-{ep_base}", [f"update @affinity-{ep_base} {{ ip saddr }}",
                                             f"meta l4proto {proto} dnat to {ep.ip}:{ep.port}"])
     return no_local_int, no_local_ext

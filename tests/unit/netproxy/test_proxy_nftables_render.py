@@ -6,7 +6,15 @@ from pathlib import Path
 
 from proxy_objects import endpoint_slice, golden_objects, service
 
-from netproxy.nftables_render import NftOptions, SlotAllocator, build, diff_script, full_script, shard
+from netproxy.nftables_render import (
+    BuildCache,
+    NftOptions,
+    SlotAllocator,
+    build,
+    diff_script,
+    full_script,
+    shard,
+)
 from netproxy.tracker import ChangeTracker
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -80,3 +88,16 @@ def test_service_deletion_removes_its_chains_and_affinity_sets() -> None:
     assert "delete set ip kube-proxy affinity-NUVJATAU-ns3/svc3/tcp/http__10.180.0.2/80" in script
     # chains are emptied before anything that pointed at them disappears
     assert script.index("flush chain ip kube-proxy service-JUGRLKBT") < script.index("delete chain")
+
+
+def test_partial_build_reuses_unchanged_services_and_equals_a_full_build() -> None:
+    tracker, slices = golden_tracker()
+    dnat, chains, cache = SlotAllocator(), SlotAllocator(), BuildCache()
+    build(tracker.snapshot(full=True), OPTS, dnat, chains, cache)
+    slices[1]["endpoints"][1]["conditions"]["ready"] = False  # svc3 loses its remote endpoint
+    tracker.update_slice(slices[1])
+    partial = build(tracker.snapshot(), OPTS, dnat, chains, cache)
+    full = build(tracker.snapshot(full=True), OPTS, dnat, chains)
+    assert partial.chains == full.chains
+    assert {n: s.elements for n, s in partial.sets.items()} == {n: s.elements for n, s in full.sets.items()}
+    assert "affinity-G43QS37V-ns3/svc3/tcp/http__10.180.1.2/80" not in partial.sets
