@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import psutil
+
 log = logging.getLogger(__name__)
 CNI_BIN_DIR = Path("/usr/lib/cni")
 
@@ -106,6 +108,7 @@ class ContainerdSupervisor:
         for directory in (self.paths.root, self.paths.state, self.paths.cni_conf_dir):
             directory.mkdir(parents=True, exist_ok=True)
         self.paths.config.write_text(self.config_text)
+        await asyncio.to_thread(self._stop_leftover)
         await self._spawn()
         await self.wait_ready(ready_timeout)
         self._task = asyncio.create_task(self._watch(), name="containerd-supervisor")
@@ -120,6 +123,28 @@ class ContainerdSupervisor:
                 start_new_session=True)
         finally:
             log_file.close()
+        self.pid_file.write_text(str(self._proc.pid))
+
+    @property
+    def pid_file(self) -> Path:
+        return self.paths.base / "containerd.pid"
+
+    def _stop_leftover(self) -> None:
+        """A containerd of an agent that was killed still holds our root: stop it (its shims stay)."""
+        try:
+            pid = int(self.pid_file.read_text())
+            proc = psutil.Process(pid)
+            if str(self.paths.config) not in proc.cmdline():
+                return
+        except (OSError, ValueError, psutil.Error):
+            return
+        log.info("stopping containerd %d left by an earlier agent", pid)
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except psutil.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
     def _open_log(self) -> BinaryIO:
         return open(self.paths.base / "containerd.log", "ab")  # the child inherits it; closed after spawn

@@ -11,6 +11,8 @@ import grpc
 
 
 class CRIError(Exception):
+    """A failed CRI call: its grpc.StatusCode `code`, the runtime's `details`, the RPC name `method`."""
+
     def __init__(self, code: grpc.StatusCode, details: str, method: str) -> None:
         super().__init__(f"{method}: {code.name}: {details}")
         self.code = code
@@ -19,15 +21,15 @@ class CRIError(Exception):
 
 
 class NotFoundError(CRIError):
-    pass
+    """The sandbox, container or image named in the request does not exist (any more)."""
 
 
 class AlreadyExistsError(CRIError):
-    pass
+    """A sandbox or container with the same metadata (name, attempt) exists already."""
 
 
 class InvalidArgumentError(CRIError):
-    pass
+    """The runtime rejected the request itself (a malformed config, an unknown handler)."""
 
 
 class UnavailableError(CRIError):
@@ -35,7 +37,7 @@ class UnavailableError(CRIError):
 
 
 class DeadlineExceededError(CRIError):
-    pass
+    """The call's deadline passed before the runtime answered."""
 
 
 _BY_CODE: dict[grpc.StatusCode, type[CRIError]] = {
@@ -48,5 +50,6 @@ _BY_CODE: dict[grpc.StatusCode, type[CRIError]] = {
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError, method: str) -> CRIError:
+    """The exception for a failed call of `method` (an RPC name such as "CreateContainer")."""
     code = error.code()
     return _BY_CODE.get(code, CRIError)(code, error.details() or "", method)

@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import subprocess
 from pathlib import Path
 
 import psutil
 
+from agent.mounts import unmount_below
 from lab import processes
 
 log = logging.getLogger(__name__)
@@ -31,17 +31,20 @@ def _node_sockets(nodes_dir: Path) -> list[Path]:
 
 
 async def _remove_node_pods(socket: Path) -> None:
-    from cri.client import RuntimeClient
+    from agent.runtime import Runtime
+    from cri import api_pb2
 
-    client = RuntimeClient(f"unix://{socket}", timeout=10.0)
+    runtime = Runtime(f"unix://{socket}", node_name="")
     try:
-        for sandbox in await client.list_pod_sandbox():
+        # every sandbox in this node's own containerd, whichever agent made it
+        response = await runtime.runtime.list_pod_sandbox(api_pb2.ListPodSandboxRequest())
+        for sandbox in response.items:
             with contextlib.suppress(Exception):
-                await client.stop_pod_sandbox(sandbox.id)
+                await runtime.stop_sandbox(sandbox.id)
             with contextlib.suppress(Exception):
-                await client.remove_pod_sandbox(sandbox.id)
+                await runtime.remove_sandbox(sandbox.id)
     finally:
-        await client.close()
+        await runtime.close()
 
 
 def remove_pods(nodes_dir: Path) -> None:
@@ -51,22 +54,6 @@ def remove_pods(nodes_dir: Path) -> None:
             asyncio.run(asyncio.wait_for(_remove_node_pods(socket), 60))
         except Exception as exc:  # a dead containerd: the leftovers pass below handles it
             log.warning("could not remove pods through %s: %s", socket, exc)
-
-
-def _mounts_below(root: Path) -> list[str]:
-    prefix = str(root).rstrip("/") + "/"
-    found = []
-    with open("/proc/self/mountinfo") as mountinfo:
-        for line in mountinfo:
-            mount_point = line.split()[4].replace("\\040", " ")
-            if mount_point.startswith(prefix):
-                found.append(mount_point)
-    return sorted(found, key=len, reverse=True)
-
-
-def unmount_below(root: Path) -> None:
-    for mount_point in _mounts_below(root):
-        subprocess.run(["umount", "-l", mount_point], check=False, capture_output=True)
 
 
 def kill_processes_below(root: Path) -> None:

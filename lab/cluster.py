@@ -76,14 +76,14 @@ def _pyk8s() -> list[str]:
     return [sys.executable, "-m", "pyk8s.cli"]
 
 
-def _registry_config(state: LabState, storage_dir: Path) -> Path:
-    config = state.data_dir / "registry" / "config.yml"
+def write_registry_config(config: Path, address: str, storage_dir: Path) -> Path:
+    """A docker-registry config serving the platform's image store on `address` (read-only use)."""
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(
         "version: 0.1\n"
         "log:\n  level: warn\n"
         f"storage:\n  filesystem:\n    rootdirectory: {storage_dir}\n  delete:\n    enabled: false\n"
-        f"http:\n  addr: {state.net.gateway}:{REGISTRY_PORT}\n"
+        f"http:\n  addr: {address}\n"
     )
     return config
 
@@ -120,7 +120,8 @@ def up(data_dir: Path, nodes: int, *, name: str = "lab", proxy_mode: str = "ipta
         logs = data_dir / "logs"
         registry = shutil.which("docker-registry")
         if registry and registry_storage.exists():
-            config = _registry_config(state, registry_storage)
+            config = write_registry_config(data_dir / "registry" / "config.yml", f"{net.gateway}:{REGISTRY_PORT}",
+                                           registry_storage)
             state.records.append(processes.spawn("registry", [registry, "serve", str(config)],
                                                  logs / "registry.log"))
         mirror = f"pyk8s.local=http://{net.gateway}:{REGISTRY_PORT}"
@@ -144,6 +145,7 @@ def up(data_dir: Path, nodes: int, *, name: str = "lab", proxy_mode: str = "ipta
             state.records.append(processes.spawn(f"agent-{node}", [
                 *_pyk8s(), "agent", "--kubeconfig", str(state.kubeconfig), "--node-name", node,
                 "--node-ip", net.node_ip(index), "--data-dir", str(node_dir), "--registry-mirror", mirror,
+                "--cgroup-root", f"/pyk8s-{net.name}/{node}",
             ], logs / f"agent-{node}.log", netns_path=ns_path))
             state.records.append(processes.spawn(f"proxy-{node}", [
                 *_pyk8s(), "proxy", "--kubeconfig", str(state.kubeconfig), "--node-name", node,
@@ -186,11 +188,16 @@ def down(data_dir: Path, *, name: str = "lab") -> None:
     state = LabState.load(data_dir)
     net = state.net if state else LabNetwork(name=name)
     if state:
-        # Pods first, through each node's own containerd, so that sandboxes and their
-        # network namespaces are released by the runtime that made them.
+        # Agents first (SIGKILL: their containerd keeps running, and no agent is left to
+        # recreate what goes next), then the pods through each node's own containerd, so
+        # that sandboxes and their network namespaces are released by the runtime that
+        # made them, then every other process.
+        agents = [r for r in state.records if r.label.startswith("agent-")]
+        processes.kill_all([p for r in agents if (p := r.alive()) is not None])
         cleanup.remove_pods(data_dir / "nodes")
-        processes.stop(state.records)
+        processes.stop([r for r in state.records if r not in agents])
     cleanup.remove_leftovers(data_dir)
+    cleanup.remove_empty_cgroups(f"pyk8s-{net.name}")
     network.teardown(net)
     (data_dir / STATE_FILE).unlink(missing_ok=True)
 

@@ -1,38 +1,35 @@
 #!/usr/bin/env bash
-# `make up`: start the pyk8s control plane (SQLite) in the background and apply the demo.
-# While the node agent (issue 3) is not in the tree, the demo's objects are stored,
-# defaulted, validated and served, but no pod runs: there is no kubelet to run it.
+# `make up`: a two-node lab cluster on this machine (control plane on SQLite, each node a
+# network namespace with its own containerd, agent and proxy), then the demo workload.
+# Idempotent: an earlier lab under the same data directory is replaced.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-$PWD/.data}
-PORT=${PYK8S_PORT:-6443}
+NODES=${PYK8S_NODES:-2}
 KC="$DATA/admin.kubeconfig"
 mkdir -p "$DATA"
 
-if [ -f "$DATA/server.pid" ] && kill -0 "$(cat "$DATA/server.pid")" 2>/dev/null; then
-    echo "pyk8s server already running (pid $(cat "$DATA/server.pid"))"
-else
-    nohup .venv/bin/pyk8s server --data-dir "$DATA" --secure-port "$PORT" --disable-agent \
-        > "$DATA/server.log" 2>&1 &
-    echo $! > "$DATA/server.pid"
+.venv/bin/pyk8s lab up --data-dir "$DATA" --nodes "$NODES"
+export KUBECONFIG="$KC"
+kubectl apply -f examples/demo.yaml
+echo "waiting for the demo pods to be Ready ..."
+if ! kubectl wait --for=condition=Available deployment/web --timeout=180s; then
+    kubectl get pods -o wide
+    echo "the demo did not become available; see $DATA/logs/" >&2
+    exit 1
 fi
-for _ in $(seq 1 100); do
-    if [ -f "$KC" ] && kubectl --kubeconfig "$KC" get --raw /readyz >/dev/null 2>&1; then
-        break
-    fi
-    sleep 0.2
-done
-kubectl --kubeconfig "$KC" get --raw /readyz >/dev/null || { echo "server did not start; see $DATA/server.log" >&2; exit 1; }
-kubectl --kubeconfig "$KC" apply -f examples/demo.yaml
+kubectl get nodes -o wide
+kubectl get pods -o wide
+NODE_IP=$(kubectl get node node1 -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
 cat <<MSG
 
-pyk8s control plane is up at https://127.0.0.1:${PORT} (SQLite in $DATA/state.db).
+pyk8s is up: $NODES nodes, control plane on SQLite in $DATA/control-plane.
 Try:
   export KUBECONFIG=$KC
-  kubectl get namespaces
-  kubectl get deployments,services -o wide
+  kubectl get pods -o wide
+  kubectl logs deployment/web
+  curl http://$NODE_IP:30080/          # the web Service's NodePort: answers with a pod's name
   kubectl scale deployment web --replicas=5
-  kubectl get deployment web -o yaml
-  kubectl get svc web -o jsonpath='{.spec.clusterIP} {.spec.ports[0].nodePort}'
+  .venv/bin/pyk8s lab exec --data-dir $DATA node1 -- wget -qO- http://\$(kubectl get svc web -o jsonpath='{.spec.clusterIP}')/
 Stop it with: make down
 MSG

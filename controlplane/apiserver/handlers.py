@@ -190,6 +190,9 @@ class Handlers:
             return await self.token_request(request, target)
         elif target.subresource == "log" and method == "GET" and target.rt is PODS:
             return await self.pod_log(request, target)
+        elif target.subresource in ("exec", "attach", "portforward") and method in ("GET", "POST") \
+                and target.rt is PODS:
+            return await self.pod_stream(request, target)
         raise errors.method_not_supported(target.rt.plural, method)
 
     def _namespace(self, target: Target) -> str | None:
@@ -341,7 +344,7 @@ class Handlers:
 
     def _headers(self, request: web.Request) -> dict[str, str] | None:
         warnings = request.get("warnings")
-        return {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else None
+        return {"Warning": ", ".join(f"299 - {orjson.dumps(w).decode()}" for w in warnings)} if warnings else None
 
     async def create(self, request: web.Request, target: Target) -> web.Response:
         obj = await self._body_object(request, target)
@@ -551,8 +554,7 @@ class Handlers:
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                               "code": 201}, 201)
 
-    async def pod_log(self, request: web.Request, target: Target) -> web.StreamResponse:
-        """pods/log: answered by the kubelet of the pod's node."""
+    async def _pod_and_node(self, target: Target) -> tuple[dict[str, Any], dict[str, Any], KubeletClient]:
         assert target.name is not None
         pod = await self.registry.get(PODS, self._namespace(target), target.name)
         node_name = (pod.get("spec") or {}).get("nodeName")
@@ -561,7 +563,20 @@ class Handlers:
         if self.kubelets is None:
             raise errors.StatusError(503, "ServiceUnavailable", "this API server has no kubelet client")
         node = await self.registry.get(resources.NODES, None, node_name)
-        return await self.kubelets.stream_logs(request, pod, node)
+        return pod, node, self.kubelets
+
+    async def pod_log(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """pods/log: answered by the kubelet of the pod's node."""
+        pod, node, kubelets = await self._pod_and_node(target)
+        return await kubelets.stream_logs(request, pod, node)
+
+    async def pod_stream(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """pods/exec, pods/attach, pods/portforward: an upgraded connection spliced through to the kubelet."""
+        pod, node, kubelets = await self._pod_and_node(target)
+        if target.subresource != "portforward" and (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            raise errors.bad_request(f"cannot exec into a container in a completed pod; current phase is "
+                                     f"{pod['status']['phase']}")
+        return await kubelets.stream(request, str(target.subresource), pod, node)
 
     async def token_request(self, request: web.Request, target: Target) -> web.Response:
         """serviceaccounts/<name>/token: a TokenRequest answered with a signed, expiring token."""

@@ -1,9 +1,10 @@
-"""The API server's connection to kubelets: `pods/log` is answered by the pod's node.
+"""The API server's connection to kubelets: pods/log, exec, attach and portforward.
 
 As upstream, the API server finds the pod's node, dials the node's InternalIP on
 the kubelet port the node reported (`status.daemonEndpoints.kubeletEndpoint`),
 presents its `apiserver-kubelet-client` certificate, and streams the kubelet's
-answer back to the client unchanged — `kubectl logs -f` follows through it.
+answer back to the client unchanged — `kubectl logs -f` follows through it, and
+`kubectl exec -it` / `port-forward` keep their upgraded connection through it.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+from multidict import MultiDict
 
 from controlplane.api import errors
+from controlplane.client.streams import proxy_upgrade
 
 Obj = dict[str, Any]
 LOG_OPTIONS = ("follow", "previous", "sinceSeconds", "sinceTime", "timestamps", "tailLines", "limitBytes")
@@ -55,14 +59,36 @@ class KubeletClient:
         self.client_key = client_key
         self._session: aiohttp.ClientSession | None = None
 
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # kubelets serve self-signed certs (upstream's default too)
+        context.load_cert_chain(self.client_cert, self.client_key)
+        return context
+
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE  # kubelets serve self-signed certs (upstream's default too)
-            context.load_cert_chain(self.client_cert, self.client_key)
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.ssl_context()))
         return self._session
+
+    async def stream(self, request: web.Request, verb: str, pod: Obj, node: Obj) -> web.StreamResponse:
+        """pods/exec, pods/attach, pods/portforward: the upgraded connection goes on to the kubelet."""
+        host, port = node_address(node)
+        md = pod["metadata"]
+        query = MultiDict(request.query)
+        if verb == "portforward":
+            path = f"/portForward/{md['namespace']}/{md['name']}"
+        else:
+            container = choose_container(pod, query.get("container"))
+            path = f"/{verb}/{md['namespace']}/{md['name']}/{container}"
+            # upstream's kubelet parameter names for the standard streams
+            for option, param in (("stdin", "input"), ("stdout", "output"), ("stderr", "error")):
+                if query.get(option) in ("true", "1"):
+                    query[param] = "1"
+        if not request.headers.get("Upgrade"):
+            raise errors.bad_request("Upgrade request required")
+        return await proxy_upgrade(request, f"https://{host}:{port}{path}", self.ssl_context(),
+                                   path=f"{path}?{urlencode(list(query.items()))}")
 
     async def close(self) -> None:
         if self._session is not None:

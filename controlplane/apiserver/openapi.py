@@ -2,9 +2,12 @@
 
 kubectl looks up the PATCH operation tagged with the object's
 `x-kubernetes-group-version-kind` and, when it accepts the `fieldValidation`
-parameter, leaves validation to the server (`fieldValidation=Strict`). The
-object schemas here are open (`x-kubernetes-preserve-unknown-fields`) until
-the per-kind schemas land. `/openapi/v2` is served as an empty protobuf document:
+parameter, leaves validation to the server (`fieldValidation=Strict`);
+`kubectl explain` reads `components.schemas`. The schemas are the project's
+per-kind definitions (`controlplane/api/schema/types.py`, the same ones that
+drive the server's unknown-field and type checks): every document carries its
+group-version's kinds, their list kinds and every definition they reference,
+under upstream's names. `/openapi/v2` is served as an empty protobuf document:
 a JSON v2 body breaks kubectl's validation (DESIGN.md §4), and kubectl 1.27/1.28
 need some v2 answer before `apply`.
 """
@@ -18,6 +21,8 @@ from typing import Any
 import orjson
 
 from controlplane.api.resources import RESOURCES, ResourceType, group_versions
+from controlplane.api.schema.build import REF_PREFIX
+from controlplane.api.schema.types import definition_name, definitions, list_definition_name
 
 
 def _doc_path(group: str, version: str) -> str:
@@ -25,8 +30,30 @@ def _doc_path(group: str, version: str) -> str:
 
 
 def _schema_name(rt: ResourceType) -> str:
-    group = rt.group.split(".")[0] if rt.group else "core"
-    return f"io.k8s.api.{group}.{rt.version}.{rt.kind}"
+    return definition_name(rt)
+
+
+def _referenced(roots: list[str]) -> dict[str, Any]:
+    """The named definitions `roots` need, following `$ref`s transitively, sorted by name."""
+    table = definitions()
+    found: dict[str, Any] = {}
+    pending = list(roots)
+    while pending:
+        name = pending.pop()
+        if name in found:
+            continue
+        found[name] = table[name]
+        stack: list[Any] = [table[name]]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                target = node.get("$ref")
+                if isinstance(target, str) and target.startswith(REF_PREFIX):
+                    pending.append(target[len(REF_PREFIX):])
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+    return dict(sorted(found.items()))
 
 
 def _params() -> list[dict[str, Any]]:
@@ -56,7 +83,6 @@ def _operations(rt: ResourceType) -> dict[str, Any]:
 def document(group: str, version: str) -> bytes:
     resources = [r for r in RESOURCES if r.group == group and r.version == version]
     paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = {}
     for rt in resources:
         item_path = rt.path("{namespace}" if rt.namespaced else None, "{name}")
         collection = rt.path("{namespace}" if rt.namespaced else None)
@@ -64,21 +90,12 @@ def document(group: str, version: str) -> bytes:
         paths[item_path] = ops
         paths[collection] = {"post": {**ops["put"], "operationId": f"create{rt.kind}", "x-kubernetes-action":
                                       "post"}}
-        schemas[_schema_name(rt)] = {
-            "type": "object", "description": f"{rt.kind} ({rt.api_version})",
-            "x-kubernetes-preserve-unknown-fields": True,
-            "x-kubernetes-group-version-kind": [{"group": rt.group, "version": rt.version, "kind": rt.kind}],
-            "properties": {
-                "apiVersion": {"type": "string", "description": "The versioned schema of this object."},
-                "kind": {"type": "string", "description": "The type of this object."},
-                "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
-                             "description": "Standard object metadata: name, namespace, labels, annotations."},
-                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
-                         "description": f"The desired state of the {rt.kind}."},
-                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
-                           "description": f"The observed state of the {rt.kind}."},
-            },
-        }
+        list_ref = {"$ref": f"#/components/schemas/{list_definition_name(rt)}"}
+        paths[collection]["get"] = {
+            "operationId": f"list{rt.kind}", "x-kubernetes-action": "list", "parameters": _params(),
+            "x-kubernetes-group-version-kind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": list_ref}}}}}
+    schemas = _referenced([name for rt in resources for name in (_schema_name(rt), list_definition_name(rt))])
     doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.31.0-pyk8s"}, "paths": paths,
            "components": {"schemas": schemas}}
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)

@@ -1,18 +1,22 @@
-"""`pyk8s server`: the control plane in one process, like `k3s server`.
+"""`pyk8s server`: the control plane in one process, and by default a node too, like `k3s server`.
 
 It runs the API server and, talking to it through the same client every other
-component uses, the scheduler and the controller manager (node IPAM, namespaces,
-service accounts, ReplicaSets, ReplicationControllers, Deployments, EndpointSlices and
-Endpoints, garbage collection). The
-remaining controllers and the on-host agent and proxy join here as they land; `--disable-agent` already selects the
-control-plane-only mode that the lab and the Vagrant control-plane VM use.
+component uses, the scheduler and the controller manager. Unless
+`--disable-agent` is given (the lab and the Vagrant control-plane VM use that
+mode), this host also becomes a node: the agent (with its own containerd) and
+the proxy run in the same process, configured from the server's own flags.
+The command lines are composed, never imported the other way: the control plane
+package itself knows nothing of the agent or the proxy.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
+import socket
+from typing import Any
 
 from controlplane.apiserver.server import APIServer
 from controlplane.client import Client
@@ -29,20 +33,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disable-agent", action="store_true",
                         help="run the control plane only (no agent or proxy on this host)")
     parser.add_argument("--node-cidr-mask-size", type=int, default=24, help="size of each node's podCIDR")
+    parser.add_argument("--node-name", default=socket.gethostname().lower(), help="this host's node name")
+    parser.add_argument("--node-ip", default=None, help="this host's InternalIP (default: the default route's)")
+    parser.add_argument("--proxy-mode", choices=("iptables", "nftables", "ipvs"), default="iptables")
+
+
+def _node_components(args: argparse.Namespace, server: APIServer, stop: asyncio.Event) -> list[Any]:
+    """This host as a node: the agent and the proxy, started by name so the control plane stays independent."""
+    agent_module = importlib.import_module("agent.agent")
+    config_module = importlib.import_module("agent.config")
+    node_module = importlib.import_module("agent.node")
+    proxy_module = importlib.import_module("netproxy.proxier")
+    proxy_config = importlib.import_module("netproxy.config")
+    node_ip = args.node_ip or node_module.default_node_ip()
+    agent = agent_module.Agent(config_module.AgentConfig(
+        kubeconfig=server.admin_kubeconfig, node_name=args.node_name, node_ip=node_ip,
+        data_dir=args.data_dir.resolve() / "agent"))
+    proxy = proxy_config.ProxyConfig(node_name=args.node_name, kubeconfig=server.admin_kubeconfig,
+                                     mode=args.proxy_mode, cluster_cidr=args.cluster_cidr)
+    return [agent.run(stop), proxy_module.run_proxy(proxy, stop)]
 
 
 async def run(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     server = APIServer(apiserver.config_from_args(args))
     await server.start()
-    if not args.disable_agent:
-        log.warning("the on-host agent and proxy are not part of this build yet; running the control plane only")
     client = Client.from_kubeconfig(server.admin_kubeconfig)
     controllers = [
         run_controller_manager(client, stop=stop, cluster_cidr=args.cluster_cidr,
                                node_mask=args.node_cidr_mask_size),
         run_scheduler(client, stop=stop),
     ]
+    if not args.disable_agent:
+        controllers += _node_components(args, server, stop)
     print(f"pyk8s control plane on {server.url}; kubeconfig: {server.admin_kubeconfig}", flush=True)
     try:
         await asyncio.gather(*controllers)

@@ -30,15 +30,18 @@ TAG = "1"
 PAUSE_CMD = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
 WEB_RESPONDER = """#!/bin/sh
 # One HTTP exchange on stdin/stdout: consume the request head, answer with the host name.
+# The request line goes to stderr, so that `kubectl logs` shows the requests served.
+first=""
 while IFS= read -r line; do
     line=${line%$(printf '\\r')}
     [ -z "$line" ] && break
+    [ -z "$first" ] && first=$line && echo "$first" >&2
 done
 body="$(hostname)"
 printf 'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n%s\\n' \\
     "$((${#body} + 1))" "$body"
 """
-WEB_CMD = ["/bin/nc", "-ll", "-p", "8080", "-e", "/bin/respond"]
+WEB_CMD = ["/usr/bin/nc", "-ll", "-p", "8080", "-e", "/bin/respond"]
 
 
 def _info(name: str, kind: bytes = tarfile.REGTYPE, size: int = 0, mode: int = 0o644) -> tarfile.TarInfo:

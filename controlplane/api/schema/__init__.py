@@ -1,6 +1,8 @@
 """Defaulting and validation of the fields the rest of the system relies on.
 
-The API server calls only `apply_defaults` and `validate`. Defaults are
+The API server calls `apply_defaults` and `validate`, and `unknown_fields` and
+`type_errors` for field validation; the last two are driven by the per-kind
+schemas in `types.py` (which also feed the OpenAPI documents). Defaults are
 upstream's SetDefaults_* values; error paths, reasons and messages follow
 upstream's validation so that kubectl and clients see the same 422 bodies.
 Pod templates are defaulted and validated the same way wherever they appear
@@ -14,6 +16,7 @@ from typing import Any
 
 from controlplane.api.errors import FieldCause
 from controlplane.api.resources import ResourceType
+from controlplane.api.schema.check import check
 
 Obj = dict[str, Any]
 
@@ -432,15 +435,13 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None = None) -> list[FieldCa
 
 
 def unknown_fields(rt: ResourceType, obj: Obj) -> list[str]:
-    """Paths of fields no schema knows. Top-level only until the full kind schemas land."""
-    known = {"apiVersion", "kind", "metadata", "spec", "status"}
-    extra = {
-        "ConfigMap": {"data", "binaryData", "immutable"}, "Secret": {"data", "stringData", "type", "immutable"},
-        "Endpoints": {"subsets"}, "EndpointSlice": {"addressType", "endpoints", "ports"},
-        "ServiceAccount": {"secrets", "imagePullSecrets", "automountServiceAccountToken"},
-        "Event": {"involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count",
-                  "type", "eventTime", "series", "action", "related", "reportingComponent",
-                  "reportingInstance"},
-        "ControllerRevision": {"data", "revision"},
-    }.get(rt.kind, set())
-    return sorted(k for k in obj if k not in known | extra)
+    """Paths of every field the kind's schema does not know, at any depth, in upstream's strict-decoding
+    form (`spec.containers[0].imagee`), in document order."""
+    return check(rt, obj).unknown
+
+
+def type_errors(rt: ResourceType, obj: Obj) -> list[str]:
+    """Values of the wrong JSON type at known paths, in the words of upstream's JSON decoder
+    (`json: cannot unmarshal string into Go struct field ContainerPort.spec.containers.ports.containerPort
+    of type int32`). Upstream answers 400 BadRequest with the first one."""
+    return check(rt, obj).type_errors

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.containerd import ContainerdPaths, ContainerdSupervisor, render_config
-from lab.cleanup import unmount_below
+from agent.mounts import unmount_below
 from tests.helpers import eventually
 
 pytestmark = [
