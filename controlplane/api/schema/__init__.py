@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from controlplane.api import errors
 from controlplane.api.errors import FieldCause
 from controlplane.api.resources import ResourceType
 from controlplane.api.schema.check import check
@@ -445,3 +446,12 @@ def type_errors(rt: ResourceType, obj: Obj) -> list[str]:
     (`json: cannot unmarshal string into Go struct field ContainerPort.spec.containers.ports.containerPort
     of type int32`). Upstream answers 400 BadRequest with the first one."""
     return check(rt, obj).type_errors
+
+
+def reject_type_errors(rt: ResourceType, obj: Obj) -> None:
+    """Raise upstream's 400 BadRequest for the first value of the wrong JSON type, if any:
+    `Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal ...`."""
+    found = type_errors(rt, obj)
+    if found:
+        raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                                 f"{found[0]}")

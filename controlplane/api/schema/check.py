@@ -91,7 +91,7 @@ def _matches(schema: Schema, value: Any) -> bool:
         return isinstance(value, bool)
     if kind == "integer":
         return not isinstance(value, bool) and (isinstance(value, int) or
-                                                isinstance(value, float) and value.is_integer())
+                                                (isinstance(value, float) and value.is_integer()))
     if kind == "number":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return True

@@ -1,0 +1,92 @@
+"""The per-kind schemas are complete and self-consistent, and the OpenAPI documents carry them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from controlplane.api.resources import RESOURCES, group_versions
+from controlplane.api.schema.build import REF_PREFIX
+from controlplane.api.schema.types import definition_name, definitions, list_definition_name
+from controlplane.apiserver import openapi
+
+
+def _refs(node: Any) -> list[str]:
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                found.append(value)
+            else:
+                found += _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _refs(value)
+    return found
+
+
+def test_every_resource_type_has_a_schema_and_a_list_schema() -> None:
+    table = definitions()
+    for rt in RESOURCES:
+        schema = table[definition_name(rt)]
+        assert schema["x-kubernetes-group-version-kind"] == [
+            {"group": rt.group, "version": rt.version, "kind": rt.kind}]
+        assert {"apiVersion", "kind", "metadata"} <= set(schema["properties"])
+        listing = table[list_definition_name(rt)]
+        assert listing["x-kubernetes-group-version-kind"][0]["kind"] == f"{rt.kind}List"
+
+
+def test_every_ref_resolves() -> None:
+    table = definitions()
+    refs = _refs(dict(table))
+    assert refs
+    for ref in refs:
+        assert ref.startswith(REF_PREFIX) and ref[len(REF_PREFIX):] in table, ref
+
+
+def test_every_object_field_has_a_type_and_a_description() -> None:
+    for name, schema in definitions().items():
+        for field, prop in (schema.get("properties") or {}).items():
+            assert "description" in prop, f"{name}.{field}"
+            assert "type" in prop or "allOf" in prop or "$ref" in prop, f"{name}.{field}"
+
+
+def test_upstream_list_annotations() -> None:
+    table = definitions()
+    containers = table["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]
+    assert containers["x-kubernetes-list-type"] == "map"
+    assert containers["x-kubernetes-list-map-keys"] == ["name"]
+    assert containers["x-kubernetes-patch-merge-key"] == "name"
+    assert containers["x-kubernetes-patch-strategy"] == "merge"
+    ports = table["io.k8s.api.core.v1.Container"]["properties"]["ports"]
+    assert ports["x-kubernetes-list-map-keys"] == ["containerPort", "protocol"]
+    assert ports["x-kubernetes-patch-merge-key"] == "containerPort"
+    mounts = table["io.k8s.api.core.v1.Container"]["properties"]["volumeMounts"]
+    assert mounts["x-kubernetes-patch-merge-key"] == "mountPath"
+    tolerations = table["io.k8s.api.core.v1.PodSpec"]["properties"]["tolerations"]
+    assert tolerations["x-kubernetes-list-type"] == "atomic" and "x-kubernetes-patch-merge-key" not in tolerations
+    conditions = table["io.k8s.api.apps.v1.DeploymentStatus"]["properties"]["conditions"]
+    assert conditions["x-kubernetes-patch-merge-key"] == "type"
+    assert table["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["x-kubernetes-int-or-string"] is True
+
+
+def test_openapi_documents_carry_the_schemas() -> None:
+    for group, version in group_versions():
+        doc = orjson.loads(openapi.document(group, version))
+        schemas = doc["components"]["schemas"]
+        for rt in RESOURCES:
+            if (rt.group, rt.version) == (group, version):
+                assert definition_name(rt) in schemas and list_definition_name(rt) in schemas
+        for ref in _refs(doc):
+            assert ref[len(REF_PREFIX):] in schemas, ref
+        assert "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta" in schemas
+    core = orjson.loads(openapi.document("", "v1"))["components"]["schemas"]
+    probe = core["io.k8s.api.core.v1.Container"]["properties"]["livenessProbe"]
+    assert probe["allOf"] == [{"$ref": REF_PREFIX + "io.k8s.api.core.v1.Probe"}] and probe["description"]
+    apps = orjson.loads(openapi.document("apps", "v1"))
+    assert "io.k8s.api.apps.v1.Deployment" in apps["components"]["schemas"]
+    assert "io.k8s.api.core.v1.Pod" not in apps["components"]["schemas"]
+    patch_op = apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
+    assert patch_op["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
+    assert openapi.document("apps", "v1") is openapi.document("apps", "v1")  # cached, not rebuilt
