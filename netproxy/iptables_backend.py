@@ -9,6 +9,7 @@ chains whose names it would create itself (KUBE-SVC-, KUBE-SEP-, ...).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import subprocess
@@ -83,7 +84,8 @@ class IptablesBackend:
     async def sync(self, snap: Snapshot) -> SyncStats:
         full = snap.changed is None
         if full:
-            self.opts = replace(self.opts, nodeport_ips=nodeport_ips(list(self.nodeport_cidrs)))
+            ips = await asyncio.to_thread(nodeport_ips, list(self.nodeport_cidrs))  # pyroute2 wants no loop
+            self.opts = replace(self.opts, nodeport_ips=ips)
             await self.ensure_jumps()
             self._existing = await self.existing_service_chains()
         rendered = render(snap, self.opts, self._existing, self._names)

@@ -8,6 +8,7 @@ the table is ever touched.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 
@@ -47,7 +48,8 @@ class NftablesBackend:
 
     async def sync(self, snap: Snapshot) -> SyncStats:
         if snap.changed is None or self._applied is None:
-            self.opts = replace(self.opts, nodeport_ips=nodeport_ips(list(self.nodeport_cidrs)))
+            ips = await asyncio.to_thread(nodeport_ips, list(self.nodeport_cidrs))  # pyroute2 wants no loop
+            self.opts = replace(self.opts, nodeport_ips=ips)
         if self._applied is None:
             self._dnat_slots, self._chain_slots, self._cache = SlotAllocator(), SlotAllocator(), BuildCache()
         state = build(snap, self.opts, self._dnat_slots, self._chain_slots, self._cache)

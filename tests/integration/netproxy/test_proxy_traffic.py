@@ -165,3 +165,26 @@ def test_restart_removes_stale_rules_and_keeps_wanted_and_foreign_ones(
         assert len(stale) == 2  # drop's KUBE-SVC and KUBE-SEP chains
     else:
         assert "table ip foreign" in after and "tcp dport 9999 accept" in after
+
+
+def test_external_ips_and_internal_traffic_policy_local(node_lab: Lab, mode: tuple[str, str | None]) -> None:
+    proxy = node_lab.start_proxy(*mode)
+    proxy.apply([service("ext", "10.96.0.22", externalIPs=["192.168.88.10"]),
+                 service("ext-empty", "10.96.0.23", externalIPs=["192.168.88.11"]),
+                 service("itp", "10.96.0.24", internalTrafficPolicy="Local")],
+                [endpoint_slice("ext", {"b2": "node2"}), endpoint_slice("itp", {"b1": "node1", "b2": "node2"})])
+    node_lab.in_ns(node_lab.client, "ip", "route", "replace", "192.168.88.0/24", "via", NODE_IP)
+    node_lab.in_ns(node_lab.node, "ip", "route", "replace", "192.168.88.0/24", "via", "169.254.99.2")  # to the sink
+    assert names(node_lab.request("192.168.88.10", 80, count=5)) == {"b2"}
+    assert node_lab.request("192.168.88.11", 80, count=2, timeout=5) == ["refused"] * 2
+    # internalTrafficPolicy Local: only the endpoint on this node, for traffic from a pod here
+    answers = node_lab.request("10.96.0.24", 80, count=20, ns=node_lab.backend("b2"))
+    assert names(answers) == {"b1"}, answers
+
+
+def test_nodeport_addresses_limit_where_node_ports_answer(node_lab: Lab, mode: tuple[str, str | None]) -> None:
+    proxy = node_lab.start_proxy(*mode, "--nodeport-addresses", "192.168.77.0/24")
+    proxy.apply([service("np", "10.96.0.25", node_port=30025)], [endpoint_slice("np", {"b1": "node1"})])
+    assert names(node_lab.request(NODE_IP, 30025, count=3)) == {"b1"}
+    # the node's pod-bridge address is not in --nodeport-addresses: nothing there answers
+    assert node_lab.request(BRIDGE_IP, 30025, count=2, ns=node_lab.backend("b2")) == ["refused"] * 2
