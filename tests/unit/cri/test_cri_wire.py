@@ -45,7 +45,8 @@ def test_enum_values_and_filter_tags() -> None:
             api_pb2.CONTAINER_UNKNOWN) == (0, 1, 2, 3)
     assert (api_pb2.POD, api_pb2.CONTAINER, api_pb2.NODE, api_pb2.TARGET) == (0, 1, 2, 3)
     # ContainerFilter.pod_sandbox_id=3 (0x1a); state=2 is a ContainerStateValue{state=1 (0x08)} (0x12)
-    flt = api_pb2.ContainerFilter(pod_sandbox_id="p", state=api_pb2.ContainerStateValue(state=api_pb2.CONTAINER_RUNNING))
+    running = api_pb2.ContainerStateValue(state=api_pb2.CONTAINER_RUNNING)
+    flt = api_pb2.ContainerFilter(pod_sandbox_id="p", state=running)
     assert flt.SerializeToString() == b"\x12\x02\x08\x01\x1a\x01p"
     # PodSandboxStatus.network=5 (0x2a) holding ip=1 (0x0a)
     status = api_pb2.PodSandboxStatus(network=api_pb2.PodSandboxNetworkStatus(ip="x"))
@@ -55,6 +56,9 @@ def test_enum_values_and_filter_tags() -> None:
 def test_rpc_paths_are_upstream() -> None:
     runtime = api_pb2.DESCRIPTOR.services_by_name["RuntimeService"]
     images = api_pb2.DESCRIPTOR.services_by_name["ImageService"]
-    assert runtime.full_name == "runtime.v1.RuntimeService" and images.full_name == "runtime.v1.ImageService"
-    assert {"RunPodSandbox", "ExecSync", "ListContainerStats", "UpdateRuntimeConfig"} <= set(runtime.methods_by_name)
-    assert set(images.methods_by_name) == {"ListImages", "ImageStatus", "PullImage", "RemoveImage", "ImageFsInfo"}
+    assert runtime.full_name == "runtime.v1.RuntimeService"
+    assert images.full_name == "runtime.v1.ImageService"
+    assert {"RunPodSandbox", "ExecSync", "ListContainerStats", "UpdateRuntimeConfig"} <= set(
+        runtime.methods_by_name)
+    assert set(images.methods_by_name) == {"ListImages", "ImageStatus", "PullImage", "RemoveImage",
+                                           "ImageFsInfo"}
