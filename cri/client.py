@@ -72,7 +72,11 @@ def channel_target(endpoint: str) -> str:
 
 
 class _Service:
-    """One gRPC channel to the runtime and the call policy shared by both services."""
+    """One gRPC channel to the runtime and the call policy shared by both services.
+
+    The channel is opened on first use, so a client may be built outside the
+    event loop that later uses it (grpc.aio binds a channel to the running loop).
+    """
 
     def __init__(self, endpoint: str, timeout: float, retries: int, backoff: float = 0.1,
                  max_backoff: float = 2.0) -> None:
@@ -81,13 +85,20 @@ class _Service:
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
-        self._channel = grpc.aio.insecure_channel(channel_target(endpoint), options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ])
+        self._channel: grpc.aio.Channel | None = None
+
+    def _open(self) -> grpc.aio.Channel:
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(channel_target(self.endpoint), options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ])
+        return self._channel
 
     async def close(self) -> None:
-        await self._channel.close()
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -119,7 +130,14 @@ class RuntimeClient(_Service):
 
     def __init__(self, endpoint: str, timeout: float = 10.0, retries: int = 3) -> None:
         super().__init__(endpoint, timeout, retries)
-        self._stub = api_pb2_grpc.RuntimeServiceStub(self._channel)
+        self._stubs: tuple[grpc.aio.Channel, api_pb2_grpc.RuntimeServiceStub] | None = None
+
+    @property
+    def _stub(self) -> api_pb2_grpc.RuntimeServiceStub:
+        channel = self._open()
+        if self._stubs is None or self._stubs[0] is not channel:
+            self._stubs = (channel, api_pb2_grpc.RuntimeServiceStub(channel))
+        return self._stubs[1]
 
     def _slow(self) -> float:
         return max(self.timeout, SLOW_CALL_SECONDS)
@@ -257,7 +275,14 @@ class ImageClient(_Service):
                  retries: int = 3) -> None:
         super().__init__(endpoint, timeout, retries)
         self.pull_timeout = pull_timeout
-        self._stub = api_pb2_grpc.ImageServiceStub(self._channel)
+        self._stubs: tuple[grpc.aio.Channel, api_pb2_grpc.ImageServiceStub] | None = None
+
+    @property
+    def _stub(self) -> api_pb2_grpc.ImageServiceStub:
+        channel = self._open()
+        if self._stubs is None or self._stubs[0] is not channel:
+            self._stubs = (channel, api_pb2_grpc.ImageServiceStub(channel))
+        return self._stubs[1]
 
     async def list_images(self, request: api_pb2.ListImagesRequest | None = None
                           ) -> api_pb2.ListImagesResponse:

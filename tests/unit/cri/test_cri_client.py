@@ -208,3 +208,23 @@ async def test_image_client(server: tuple[str, FakeRuntime]) -> None:
         assert not (await images.image_status("absent:1")).HasField("image")
         pulled = await images.pull_image("busybox:1", auth=api_pb2.AuthConfig(username="u"))
         assert pulled.image_ref == "sha256:busybox:1:u"
+
+
+def test_client_built_before_its_event_loop() -> None:
+    """A kubelet may build its clients before asyncio.run(); the channel belongs to the loop that uses it."""
+    with tempfile.TemporaryDirectory(prefix="pyk8s-cri-") as tmp:
+        socket = Path(tmp) / "cri.sock"
+        client = RuntimeClient(str(socket))
+
+        async def scenario() -> str:
+            srv = grpc.aio.server()
+            api_pb2_grpc.add_RuntimeServiceServicer_to_server(FakeRuntime(), srv)
+            srv.add_insecure_port(f"unix:{socket}")
+            await srv.start()
+            try:
+                async with client:
+                    return str((await client.version()).runtime_name)
+            finally:
+                await srv.stop(None)
+
+        assert asyncio.run(scenario()) == "fake"
