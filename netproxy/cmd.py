@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import socket
 from pathlib import Path
 
+from controlplane.client import Client
 from controlplane.cmd.signals import stop_on_signals
 from netproxy.backend import ModeUnavailable
 from netproxy.config import MODES, ProxyConfig
@@ -78,11 +80,18 @@ async def run(args: argparse.Namespace) -> int:
         if args.cleanup:
             await make_backend(config).cleanup()
             return 0
+        client = None
         if config.kubeconfig is None:
-            log.error("--kubeconfig is required")
-            return 2
+            if not os.environ.get("KUBERNETES_SERVICE_HOST"):
+                log.error("--kubeconfig is required outside a cluster")
+                return 2
+            client = Client.in_cluster()
         stop = stop_on_signals()
-        await run_proxy(config, stop)
+        try:
+            await run_proxy(config, stop, client=client)
+        finally:
+            if client is not None:
+                await client.close()
     except ModeUnavailable as exc:
         log.error("%s", exc)
         print(f"pyk8s proxy: {exc}", flush=True)

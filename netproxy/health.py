@@ -9,10 +9,13 @@ before the first sync.
 from __future__ import annotations
 
 import datetime
+import logging
 import time
 from collections.abc import Callable
 
 from aiohttp import web
+
+log = logging.getLogger(__name__)
 
 
 def _rfc3339(ts: float) -> str:
@@ -87,7 +90,12 @@ class HTTPServers:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # as upstream: a busy port costs the endpoint, not the proxy
+            log.error("cannot serve %s on %s: %s", name, address, exc)
+            await runner.cleanup()
+            return
         self._runners.append(runner)
         server = site._server
         sockets = getattr(server, "sockets", None) or []

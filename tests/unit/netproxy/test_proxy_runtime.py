@@ -81,3 +81,34 @@ def test_udp_conntrack_cleanup_commands() -> None:
     back = udp_view(tracker.snapshot())
     assert stale_commands(empty, back) == [["-D", "-p", "udp", "--orig-dst", "10.96.0.10"],
                                            ["-D", "-p", "udp", "--orig-port-dst", "30053"]]
+
+
+async def test_healthz_and_metrics_over_http() -> None:
+    import aiohttp
+
+    from netproxy.health import HTTPServers
+
+    health = HealthState("n1", sync_period=30)
+    metrics = ProxyMetrics()
+    servers = HTTPServers(health, lambda: metrics.render("nftables"))
+    await servers.start("127.0.0.1:0", "127.0.0.1:0")
+    try:
+        async with aiohttp.ClientSession() as http:
+            base = f"http://127.0.0.1:{servers.ports['healthz']}"
+            async with http.get(f"{base}/healthz") as resp:
+                assert resp.status == 503  # never synced
+            health.updated()
+            async with http.get(f"{base}/healthz") as resp:
+                body = await resp.json()
+                assert resp.status == 200 and body["nodeName"] == "n1" and "currentTime" in body
+            metrics.rules = {"rules": 7}
+            async with http.get(f"http://127.0.0.1:{servers.ports['metrics']}/metrics") as resp:
+                text = await resp.text()
+                assert resp.status == 200 and 'kubeproxy_sync_proxy_rules_nftables_total{kind="rules"} 7' in text
+        # a port that is taken costs only that endpoint
+        other = HTTPServers(health, lambda: "")
+        await other.start(f"127.0.0.1:{servers.ports['healthz']}", "")
+        assert "healthz" not in other.ports
+        await other.stop()
+    finally:
+        await servers.stop()
