@@ -316,6 +316,7 @@ class Handlers:
         return obj
 
     def _field_validation(self, request: web.Request, target: Target, obj: Obj) -> None:
+        schema.reject_type_errors(target.rt, obj)
         mode = request.query.get("fieldValidation", "")
         if mode not in ("Strict", "Warn"):
             return

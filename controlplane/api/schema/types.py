@@ -592,7 +592,40 @@ def _volumes(local_ref: Schema) -> dict[str, Schema]:
             "cinder": ref(c + "CinderVolumeSource", "Deprecated: an OpenStack Cinder volume."),
             "vsphereVolume": ref(c + "VsphereVirtualDiskVolumeSource", "Deprecated: a vSphere disk."),
             "flexVolume": ref(c + "FlexVolumeSource", "Deprecated: a FlexVolume driver."),
+            "flocker": ref(c + "FlockerVolumeSource", "Deprecated: a Flocker dataset."),
+            "photonPersistentDisk": ref(c + "PhotonPersistentDiskVolumeSource", "Deprecated: a Photon disk."),
+            "portworxVolume": ref(c + "PortworxVolumeSource", "Deprecated: a Portworx volume."),
+            "quobyte": ref(c + "QuobyteVolumeSource", "Deprecated: a Quobyte mount."),
+            "scaleIO": ref(c + "ScaleIOVolumeSource", "Deprecated: a ScaleIO volume."),
+            "storageos": ref(c + "StorageOSVolumeSource", "Deprecated: a StorageOS volume."),
         }, ["name"]),
+        c + "FlockerVolumeSource": obj("A Flocker dataset.", {
+            "datasetName": string("Dataset name."), "datasetUUID": string("Dataset UUID."),
+        }),
+        c + "PhotonPersistentDiskVolumeSource": obj("A Photon Controller disk.", {
+            "pdID": string("Disk id.", default=""), "fsType": fs_type,
+        }, ["pdID"]),
+        c + "PortworxVolumeSource": obj("A Portworx volume.", {
+            "volumeID": string("Volume id.", default=""), "fsType": fs_type, "readOnly": read_only,
+        }, ["volumeID"]),
+        c + "QuobyteVolumeSource": obj("A Quobyte mount.", {
+            "registry": string("Registry services, host:port list.", default=""),
+            "volume": string("Volume name.", default=""), "readOnly": read_only,
+            "user": string("User to map access to."), "group": string("Group to map access to."),
+            "tenant": string("Tenant owning the volume."),
+        }, ["registry", "volume"]),
+        c + "ScaleIOVolumeSource": obj("A ScaleIO volume.", {
+            "gateway": string("Gateway address.", default=""), "system": string("Storage system name.", default=""),
+            "secretRef": ref(c + "LocalObjectReference", "Secret with credentials."),
+            "sslEnabled": boolean("Talk to the gateway over TLS."),
+            "protectionDomain": string("Protection domain."), "storagePool": string("Storage pool."),
+            "storageMode": string("ThickProvisioned or ThinProvisioned."),
+            "volumeName": string("Volume name."), "fsType": fs_type, "readOnly": read_only,
+        }, ["gateway", "system", "secretRef"]),
+        c + "StorageOSVolumeSource": obj("A StorageOS volume.", {
+            "volumeName": string("Volume name."), "volumeNamespace": string("StorageOS namespace."),
+            "fsType": fs_type, "readOnly": read_only, "secretRef": secret_ref,
+        }),
         c + "HostPathVolumeSource": obj("A path on the node.", {
             "path": string("Path on the node.", default=""),
             "type": string("Expected kind of path, such as Directory or FileOrCreate."),
