@@ -131,11 +131,18 @@ class Agent:
                 except Exception as exc:
                     log.warning("syncing pod routes: %s", exc)
 
+            async def masquerade() -> None:
+                try:
+                    await asyncio.to_thread(network.ensure_masquerade, cfg.cluster_cidr)
+                except Exception as exc:
+                    log.warning("pod masquerade rule: %s", exc)
+
             def on_nodes_changed(*_args: Any) -> None:
                 own = nodes.get(None, cfg.node_name)
                 cidr = ((own or {}).get("spec") or {}).get("podCIDR")
                 if cidr and network.configure(cidr):
                     tasks.append(asyncio.create_task(reporter.update_status(force=True)))
+                    tasks.append(asyncio.create_task(masquerade()))
                 tasks.append(asyncio.create_task(sync_routes()))
 
             nodes.add_handler(on_nodes_changed, on_nodes_changed, on_nodes_changed)

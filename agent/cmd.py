@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-labels", type=_label, action="append", default=[])
     parser.add_argument("--port", type=int, default=10250, help="the kubelet HTTPS port")
     parser.add_argument("--address", default="0.0.0.0")
+    parser.add_argument("--cluster-cidr", default=None,
+                        help="the cluster's pod CIDR: pod traffic leaving it is masqueraded")
     parser.add_argument("--no-routes", action="store_true", help="do not add routes to other nodes' pod CIDRs")
 
 
@@ -52,7 +54,7 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
         registry_mirrors=dict(args.registry_mirror) or dict(DEFAULT_MIRRORS), cluster_dns=args.cluster_dns,
         cluster_domain=args.cluster_domain, cgroup_root=args.cgroup_root, bridge_name=args.bridge_name,
         max_pods=args.max_pods, node_labels=dict(args.node_labels), kubelet_port=args.port,
-        bind_address=args.address, manage_routes=not args.no_routes)
+        bind_address=args.address, manage_routes=not args.no_routes, cluster_cidr=args.cluster_cidr)
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -41,6 +41,7 @@ class AgentConfig:
     relist_period: float = 1.0
     sync_frequency: float = 10.0
     manage_routes: bool = True
+    cluster_cidr: str | None = None  # pod traffic to outside it is masqueraded
 
     @property
     def containerd_dir(self) -> Path:

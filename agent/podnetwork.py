@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 CONFLIST_NAME = "10-pyk8s.conflist"
 ROUTE_PROTOCOL = 199  # marks routes of ours (an unassigned number in /etc/iproute2/rt_protos)
+MASQ_CHAIN = "PYK8S-POSTROUTING"
 
 
 def conflist(pod_cidr: str, bridge: str, ipam_dir: Path) -> Obj:
@@ -70,6 +72,25 @@ class PodNetwork:
         tmp.replace(self.conf_path)
         log.info("pod network: %s on bridge %s", pod_cidr, self.bridge)
         return True
+
+    def ensure_masquerade(self, cluster_cidr: str | None) -> None:
+        """Pod traffic leaving the cluster network is masqueraded; pod-to-pod traffic keeps its source.
+
+        One chain of ours, replaced atomically with iptables-restore; the jump
+        into it is added once. Nothing else in the nat table is touched.
+        """
+        if self.pod_cidr is None:
+            return
+        rules = [f":{MASQ_CHAIN} - [0:0]"]
+        if cluster_cidr:
+            rules.append(f"-A {MASQ_CHAIN} -s {self.pod_cidr} -d {cluster_cidr} -j RETURN")
+        rules.append(f"-A {MASQ_CHAIN} -s {self.pod_cidr} ! -d {self.pod_cidr} -j MASQUERADE --random-fully")
+        text = "*nat\n" + "\n".join(rules) + "\nCOMMIT\n"
+        subprocess.run(["iptables-restore", "--noflush", "-w", "5"], input=text, text=True, check=True,
+                       capture_output=True)
+        jump = ["POSTROUTING", "-m", "comment", "--comment", "pyk8s pod masquerade", "-j", MASQ_CHAIN]
+        if subprocess.run(["iptables", "-w", "5", "-t", "nat", "-C", *jump], capture_output=True).returncode != 0:
+            subprocess.run(["iptables", "-w", "5", "-t", "nat", "-A", *jump], check=True, capture_output=True)
 
     def sync_routes(self, nodes: list[Obj]) -> None:
         """One route per other node's podCIDR via its InternalIP; stale routes of ours removed."""

@@ -23,6 +23,7 @@ import shutil
 import ssl
 import sys
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def _http_ok(url: str, timeout: float = 2.0) -> bool:
 
 def up(data_dir: Path, nodes: int, *, name: str = "lab", proxy_mode: str = "iptables",
        subnet: str = "10.99.0.0/24", registry_storage: Path = Path("/var/lib/pyk8s/registry/storage"),
-       timeout: float = 180.0, log: object = print) -> LabState:
+       timeout: float = 180.0, log: object = print, server_args: Sequence[str] = ()) -> LabState:
     """Create the lab; leftovers of an earlier run under `data_dir` are removed first."""
     data_dir = data_dir.resolve()
     down(data_dir, name=name)
@@ -130,7 +131,7 @@ def up(data_dir: Path, nodes: int, *, name: str = "lab", proxy_mode: str = "ipta
         state.records.append(processes.spawn("server", [
             *_pyk8s(), "server", "--data-dir", str(cp_dir), "--bind-address", net.gateway,
             "--secure-port", str(API_PORT), "--cluster-cidr", net.cluster_cidr,
-            "--service-cidr", net.service_cidr, "--disable-agent",
+            "--service-cidr", net.service_cidr, "--disable-agent", *server_args,
         ], logs / "server.log"))
         state.save()
         ready_url = f"https://{net.gateway}:{API_PORT}/readyz"
@@ -145,7 +146,7 @@ def up(data_dir: Path, nodes: int, *, name: str = "lab", proxy_mode: str = "ipta
             state.records.append(processes.spawn(f"agent-{node}", [
                 *_pyk8s(), "agent", "--kubeconfig", str(state.kubeconfig), "--node-name", node,
                 "--node-ip", net.node_ip(index), "--data-dir", str(node_dir), "--registry-mirror", mirror,
-                "--cgroup-root", f"/pyk8s-{net.name}/{node}",
+                "--cgroup-root", f"/pyk8s-{net.name}/{node}", "--cluster-cidr", net.cluster_cidr,
             ], logs / f"agent-{node}.log", netns_path=ns_path))
             state.records.append(processes.spawn(f"proxy-{node}", [
                 *_pyk8s(), "proxy", "--kubeconfig", str(state.kubeconfig), "--node-name", node,

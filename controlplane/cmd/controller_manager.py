@@ -9,7 +9,7 @@ from pathlib import Path
 from controlplane.client import Client
 from controlplane.cmd.election import run_elected
 from controlplane.cmd.signals import stop_on_signals
-from controlplane.controllers.manager import ALL, run_controller_manager
+from controlplane.controllers.manager import ALL, add_node_lifecycle_arguments, run_controller_manager
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-cidr-mask-size", type=int, default=24)
     parser.add_argument("--leader-elect", action="store_true", help="run only while holding the "
                         "kube-system/kube-controller-manager Lease")
+    add_node_lifecycle_arguments(parser)
     parser.add_argument("--controllers", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
 
 
@@ -30,7 +31,9 @@ async def run(args: argparse.Namespace) -> int:
     async with Client.from_kubeconfig(args.kubeconfig) as client:
         async def work(until: asyncio.Event) -> None:
             await run_controller_manager(client, stop=until, cluster_cidr=args.cluster_cidr,
-                                         node_mask=args.node_cidr_mask_size, enabled=enabled)
+                                         node_mask=args.node_cidr_mask_size, enabled=enabled,
+                                         node_monitor_grace_period=args.node_monitor_grace_period,
+                                         default_toleration_seconds=args.default_not_ready_toleration_seconds)
 
         if args.leader_elect:
             return await run_elected(client, "kube-controller-manager", stop, work)

@@ -22,7 +22,7 @@ from controlplane.apiserver.server import APIServer
 from controlplane.client import Client
 from controlplane.cmd import apiserver
 from controlplane.cmd.signals import stop_on_signals
-from controlplane.controllers.manager import run_controller_manager
+from controlplane.controllers.manager import add_node_lifecycle_arguments, run_controller_manager
 from controlplane.scheduler.scheduler import run_scheduler
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-name", default=socket.gethostname().lower(), help="this host's node name")
     parser.add_argument("--node-ip", default=None, help="this host's InternalIP (default: the default route's)")
     parser.add_argument("--proxy-mode", choices=("iptables", "nftables", "ipvs"), default="iptables")
+    add_node_lifecycle_arguments(parser)
 
 
 def _node_components(args: argparse.Namespace, server: APIServer, stop: asyncio.Event) -> list[Any]:
@@ -48,7 +49,7 @@ def _node_components(args: argparse.Namespace, server: APIServer, stop: asyncio.
     node_ip = args.node_ip or node_module.default_node_ip()
     agent = agent_module.Agent(config_module.AgentConfig(
         kubeconfig=server.admin_kubeconfig, node_name=args.node_name, node_ip=node_ip,
-        data_dir=args.data_dir.resolve() / "agent"))
+        data_dir=args.data_dir.resolve() / "agent", cluster_cidr=args.cluster_cidr))
     proxy = proxy_config.ProxyConfig(node_name=args.node_name, kubeconfig=server.admin_kubeconfig,
                                      mode=args.proxy_mode, cluster_cidr=args.cluster_cidr)
     return [agent.run(stop), proxy_module.run_proxy(proxy, stop)]
@@ -61,7 +62,9 @@ async def run(args: argparse.Namespace) -> int:
     client = Client.from_kubeconfig(server.admin_kubeconfig)
     controllers = [
         run_controller_manager(client, stop=stop, cluster_cidr=args.cluster_cidr,
-                               node_mask=args.node_cidr_mask_size),
+                               node_mask=args.node_cidr_mask_size,
+                               node_monitor_grace_period=args.node_monitor_grace_period,
+                               default_toleration_seconds=args.default_not_ready_toleration_seconds),
         run_scheduler(client, stop=stop),
     ]
     if not args.disable_agent:

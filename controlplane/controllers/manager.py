@@ -7,6 +7,7 @@ factory is for.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 
 from controlplane.api import resources
@@ -51,6 +52,14 @@ def build(client: Client, *, cluster_cidr: str = "10.244.0.0/16", node_mask: int
         "garbagecollector": lambda: GarbageCollector(client, shared),
     }
     return [makers[name]() for name in ALL if name in enabled]
+
+
+def add_node_lifecycle_arguments(parser: argparse.ArgumentParser) -> None:
+    """Upstream's flags for how fast a silent node is declared NotReady and its pods are moved."""
+    parser.add_argument("--node-monitor-grace-period", type=float, default=40.0,
+                        help="seconds without a heartbeat before a node is NotReady")
+    parser.add_argument("--default-not-ready-toleration-seconds", type=float, default=300.0,
+                        help="how long pods without their own toleration stay on a NotReady node")
 
 
 async def run_controller_manager(client: Client, *, stop: asyncio.Event, cluster_cidr: str = "10.244.0.0/16",

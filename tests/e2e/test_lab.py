@@ -1,11 +1,13 @@
 """The whole system, as a user meets it: a two-node lab, the real kubectl, traffic across nodes.
 
 `pyk8s lab up` starts the control plane, and per node a network namespace with
-its own containerd, agent and proxy. The test deploys the demo workload with
-kubectl and checks what a user would: pods spread and Running, the Service
-reachable by ClusterIP and NodePort from every node and answering from pods on
-both nodes, logs through the API server, scaling. The lab is removed
-afterwards, also on failure.
+its own containerd, agent and proxy. The tests deploy with kubectl and check
+what a user would: pods spread and Running, Services reachable by ClusterIP and
+NodePort from every node and every pod and answering from pods on both nodes,
+pod-to-pod traffic across nodes, logs, scaling, a DaemonSet on every node, a
+rolling update that no polling client notices, and a node whose agent dies
+having its pods moved. Each proxy mode this kernel supports gets its own lab.
+The lab is removed afterwards, also on failure.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import os
 import random
 import shutil
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,27 +29,29 @@ from lab import cluster
 from lab.cluster import LabState
 
 ROOT = Path(__file__).resolve().parents[2]
+# Node failure is noticed after the grace period; pods without their own toleration move after the second.
+FAST_FAILOVER = ["--node-monitor-grace-period", "12", "--default-not-ready-toleration-seconds", "3"]
 
 
 def _skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "the lab needs root (network namespaces, containerd)"
-    for tool in ("containerd", "kubectl", "docker-registry", "iptables-restore"):
+    for tool in ("containerd", "kubectl", "docker-registry", "iptables-restore", "nft"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (scripts/setup-platform.sh installs it)"
     return None
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
+@pytest.fixture(scope="module", params=["iptables", "nftables"])
+def lab(request: pytest.FixtureRequest) -> Iterator[LabState]:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
     name = "e" + "".join(random.choices("abcdefghijklmnopqrstuvwxyz", k=4))
     data_dir = Path(f"/tmp/pyk8s-e2e-{name}")
     try:
-        state = cluster.up(data_dir, 2, name=name, subnet=f"10.97.{random.randint(1, 250)}.0/24", timeout=240)
-        yield state
+        yield cluster.up(data_dir, 2, name=name, proxy_mode=request.param,
+                         subnet=f"10.97.{random.randint(1, 250)}.0/24", timeout=240, server_args=FAST_FAILOVER)
     finally:
         cluster.down(data_dir, name=name)
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -53,7 +59,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabState]:
 
 def kubectl(state: LabState, *args: str, input: str | None = None, check: bool = True) -> str:
     result = subprocess.run(["kubectl", "--kubeconfig", str(state.kubeconfig), *args], capture_output=True,
-                            text=True, input=input, timeout=120)
+                            text=True, input=input, timeout=200)
     if check and result.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
     return result.stdout
@@ -64,7 +70,12 @@ def in_node(state: LabState, node: str, *argv: str) -> subprocess.CompletedProce
                           text=True, timeout=30)
 
 
-def poll(check, timeout: float = 120.0, interval: float = 1.0) -> None:  # type: ignore[no-untyped-def]
+def fetch(state: LabState, node: str, url: str) -> str | None:
+    answer = in_node(state, node, "wget", "-q", "-T", "3", "-O", "-", url)
+    return answer.stdout.strip() if answer.returncode == 0 else None
+
+
+def poll(check: Callable[[], bool], timeout: float = 120.0, interval: float = 1.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -72,13 +83,49 @@ def poll(check, timeout: float = 120.0, interval: float = 1.0) -> None:  # type:
         time.sleep(interval)
 
 
+def pods(state: LabState, selector: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = json.loads(kubectl(state, "get", "pods", "-l", selector, "-o", "json"))["items"]
+    return items
+
+
+def web_manifest(name: str, replicas: int) -> str:
+    return f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: web
+        image: pyk8s.local/web:1
+        ports: [{{containerPort: 8080, name: http}}]
+        readinessProbe: {{httpGet: {{path: /, port: http}}, periodSeconds: 1}}
+        lifecycle: {{preStop: {{exec: {{command: [sleep, "3"]}}}}}}
+      - name: shell
+        image: pyk8s.local/busybox:1
+        command: [sleep, "3600"]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: http}}]
+"""
+
+
 def test_demo_workload_across_nodes(lab: LabState) -> None:
     kubectl(lab, "apply", "-f", str(ROOT / "examples" / "demo.yaml"))
     kubectl(lab, "wait", "--for=condition=Available", "deployment/web", "--timeout=180s")
-    pods = json.loads(kubectl(lab, "get", "pods", "-l", "app=web", "-o", "json"))["items"]
-    names = {p["metadata"]["name"] for p in pods}
-    assert len(pods) == 3 and all(p["status"]["phase"] == "Running" for p in pods)
-    assert {p["spec"]["nodeName"] for p in pods} == {"node1", "node2"}, "the scheduler spreads the replicas"
+    found = pods(lab, "app=web")
+    names = {p["metadata"]["name"] for p in found}
+    assert len(found) == 3 and all(p["status"]["phase"] == "Running" for p in found)
+    assert {p["spec"]["nodeName"] for p in found} == {"node1", "node2"}, "the scheduler spreads the replicas"
     table = kubectl(lab, "get", "pods", "-l", "app=web")
     assert "1/1" in table and "Running" in table
 
@@ -87,10 +134,11 @@ def test_demo_workload_across_nodes(lab: LabState) -> None:
 
     def every_pod_answers() -> bool:
         for node in ("node1", "node2"):
-            for target in (f"http://{cluster_ip}/", f"http://{lab.net.node_ip(1)}:30080/"):
-                answer = in_node(lab, node, "wget", "-q", "-T", "3", "-O", "-", target)
-                if answer.returncode == 0:
-                    seen.add(answer.stdout.strip())
+            for target in (f"http://{cluster_ip}/", f"http://{lab.net.node_ip(1)}:30080/",
+                           f"http://{lab.net.node_ip(2)}:30080/"):
+                answer = fetch(lab, node, target)
+                if answer:
+                    seen.add(answer)
         return names <= seen
 
     poll(every_pod_answers, timeout=90, interval=0.2)
@@ -98,7 +146,113 @@ def test_demo_workload_across_nodes(lab: LabState) -> None:
     assert "GET / HTTP/1.1" in served, served
 
     kubectl(lab, "scale", "deployment", "web", "--replicas=5")
-    kubectl(lab, "wait", "--for=condition=Available", "deployment/web", "--timeout=180s")
     poll(lambda: kubectl(lab, "get", "deployment", "web", "-o", "jsonpath={.status.readyReplicas}") == "5")
     kubectl(lab, "delete", "-f", str(ROOT / "examples" / "demo.yaml"), "--wait=true", "--timeout=120s")
     poll(lambda: kubectl(lab, "get", "pods", "-l", "app=web", "-o", "name") == "", timeout=120)
+
+
+def test_pod_to_pod_and_service_from_every_pod(lab: LabState) -> None:
+    kubectl(lab, "apply", "-f", "-", input=web_manifest("mesh", 4))
+    kubectl(lab, "wait", "--for=condition=Available", "deployment/mesh", "--timeout=180s")
+    found = pods(lab, "app=mesh")
+    assert {p["spec"]["nodeName"] for p in found} == {"node1", "node2"}
+    names = {p["metadata"]["name"] for p in found}
+    cluster_ip = kubectl(lab, "get", "svc", "mesh", "-o", "jsonpath={.spec.clusterIP}")
+    for source in found:
+        for target in found:
+            if target["spec"]["nodeName"] != source["spec"]["nodeName"]:
+                out = kubectl(lab, "exec", source["metadata"]["name"], "-c", "shell", "--", "wget", "-q", "-T", "3",
+                              "-O", "-", f"http://{target['status']['podIP']}:8080/")
+                assert out.strip() == target["metadata"]["name"], "pod to pod across nodes, without NAT"
+        seen: set[str] = set()
+
+        def all_replicas(pod_name: str = source["metadata"]["name"], seen: set[str] = seen) -> bool:
+            out = kubectl(lab, "exec", pod_name, "-c", "shell", "--", "wget", "-q", "-T", "3", "-O", "-",
+                          f"http://{cluster_ip}/", check=False)
+            if out.strip():
+                seen.add(out.strip())
+            return names <= seen
+
+        poll(all_replicas, timeout=60, interval=0.1)
+    kubectl(lab, "delete", "-f", "-", input=web_manifest("mesh", 4))
+
+
+def test_daemonset_lands_on_every_node(lab: LabState) -> None:
+    manifest = """
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agentd}
+spec:
+  selector: {matchLabels: {app: agentd}}
+  template:
+    metadata: {labels: {app: agentd}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: c, image: pyk8s.local/busybox:1, command: [sleep, "3600"]}]
+"""
+    kubectl(lab, "apply", "-f", "-", input=manifest)
+    poll(lambda: len([p for p in pods(lab, "app=agentd") if p["status"].get("phase") == "Running"]) == 2)
+    assert sorted(p["spec"]["nodeName"] for p in pods(lab, "app=agentd")) == ["node1", "node2"]
+    kubectl(lab, "delete", "-f", "-", input=manifest)
+
+
+def test_rolling_update_drops_no_request(lab: LabState) -> None:
+    kubectl(lab, "apply", "-f", "-", input=web_manifest("roll", 3))
+    kubectl(lab, "wait", "--for=condition=Available", "deployment/roll", "--timeout=180s")
+    cluster_ip = kubectl(lab, "get", "svc", "roll", "-o", "jsonpath={.spec.clusterIP}")
+    poll(lambda: fetch(lab, "node1", f"http://{cluster_ip}/") is not None, timeout=60, interval=0.2)
+    before = {p["metadata"]["name"] for p in pods(lab, "app=roll")}
+    failures: list[str] = []
+    answers: list[str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            answer = fetch(lab, "node1", f"http://{cluster_ip}/")
+            (answers if answer else failures).append(answer or time.strftime("%H:%M:%S"))
+            time.sleep(0.1)
+
+    worker = threading.Thread(target=client)
+    worker.start()
+    try:
+        kubectl(lab, "rollout", "restart", "deployment/roll")
+        kubectl(lab, "rollout", "status", "deployment/roll", "--timeout=180s")
+        time.sleep(2)
+    finally:
+        stop.set()
+        worker.join()
+    after = {p["metadata"]["name"] for p in pods(lab, "app=roll") if not p["metadata"].get("deletionTimestamp")}
+    assert after and not (after & before), "every replica was replaced"
+    assert not failures, f"{len(failures)} of {len(failures) + len(answers)} requests failed: {failures}"
+    assert set(answers) & after, "the new replicas serve"
+    kubectl(lab, "delete", "-f", "-", input=web_manifest("roll", 3))
+
+
+def test_node_failure_moves_pods_and_endpoints(lab: LabState) -> None:
+    kubectl(lab, "apply", "-f", "-", input=web_manifest("move", 2))
+    kubectl(lab, "wait", "--for=condition=Available", "deployment/move", "--timeout=180s")
+    poll(lambda: {p["spec"]["nodeName"] for p in pods(lab, "app=move")} == {"node1", "node2"}, timeout=30)
+    on_node2 = {p["metadata"]["name"] for p in pods(lab, "app=move") if p["spec"]["nodeName"] == "node2"}
+    agent = next(r for r in lab.records if r.label == "agent-node2").alive()
+    assert agent is not None
+    agent.kill()  # the node goes silent; its containers keep running, as after a kubelet crash
+    poll(lambda: "NotReady" in kubectl(lab, "get", "node", "node2"), timeout=90)
+
+    def moved() -> bool:
+        live = [p for p in pods(lab, "app=move") if not p["metadata"].get("deletionTimestamp")]
+        return len(live) == 2 and all(p["spec"]["nodeName"] == "node1" and p["status"].get("phase") == "Running"
+                                      for p in live)
+
+    poll(moved, timeout=120)
+    cluster_ip = kubectl(lab, "get", "svc", "move", "-o", "jsonpath={.spec.clusterIP}")
+
+    def endpoints_on_node1_only() -> bool:
+        slices = json.loads(kubectl(lab, "get", "endpointslices", "-l", "kubernetes.io/service-name=move",
+                                    "-o", "json"))["items"]
+        ready = [e for s in slices for e in s.get("endpoints") or [] if (e.get("conditions") or {}).get("ready")]
+        return len(ready) == 2 and all(e.get("nodeName") == "node1" for e in ready)
+
+    poll(endpoints_on_node1_only, timeout=60)
+    answers = {fetch(lab, "node1", f"http://{cluster_ip}/") for _ in range(20)}
+    assert not (answers & on_node2), "no request reaches the dead node's pods"
+    assert None not in answers
