@@ -67,15 +67,33 @@ class IptablesBackend:
             if not execs.have(tool):
                 raise ModeUnavailable(f"iptables mode needs {tool} (Debian package iptables)")
 
-    async def existing_service_chains(self) -> set[str]:
-        out = (await execs.run([self.save, "-t", "nat"])).stdout
-        return {c for c in CHAIN_LINE.findall(out) if is_service_chain(c)}
+    async def saved_tables(self) -> dict[str, str]:
+        """iptables-save output per table (one call for all tables)."""
+        out = (await execs.run([self.save])).stdout
+        tables: dict[str, str] = {}
+        current = None
+        for line in out.splitlines():
+            if line.startswith("*"):
+                current = line[1:]
+                tables[current] = ""
+            elif current is not None:
+                tables[current] += line + "\n"
+        return tables
 
-    async def ensure_jumps(self) -> None:
+    async def existing_service_chains(self, tables: dict[str, str] | None = None) -> set[str]:
+        nat = (tables or await self.saved_tables()).get("nat", "")
+        return {c for c in CHAIN_LINE.findall(nat) if is_service_chain(c)}
+
+    async def ensure_jumps(self, tables: dict[str, str]) -> None:
+        """Our chains and the jumps to them from the built-in chains (only what is missing is called for)."""
         for table, chains in (("filter", FILTER_CHAINS), ("nat", NAT_CHAINS)):
+            present = set(CHAIN_LINE.findall(tables.get(table, "")))
             for chain in chains:
-                await execs.run([self.iptables, "-w", "-t", table, "-N", chain], check=False)
+                if chain not in present:
+                    await execs.run([self.iptables, "-w", "-t", table, "-N", chain], check=False)
         for jump in JUMP_RULES:
+            if jump.saved_form() in tables.get(jump.table, ""):
+                continue
             exists = await execs.run([self.iptables, "-w", "-t", jump.table, "-C", jump.chain, *jump.args()],
                                      check=False)
             if exists.code != 0:
@@ -86,8 +104,9 @@ class IptablesBackend:
         if full:
             ips = await asyncio.to_thread(nodeport_ips, list(self.nodeport_cidrs))  # pyroute2 wants no loop
             self.opts = replace(self.opts, nodeport_ips=ips)
-            await self.ensure_jumps()
-            self._existing = await self.existing_service_chains()
+            tables = await self.saved_tables()
+            await self.ensure_jumps(tables)
+            self._existing = await self.existing_service_chains(tables)
         rendered = render(snap, self.opts, self._existing, self._names)
         try:
             await execs.run([self.restore, "-w", "--noflush", "--counters"], stdin=rendered.text)

@@ -37,6 +37,11 @@ class JumpRule:
     def args(self) -> list[str]:
         return [*self.extra, "-m", "comment", "--comment", self.comment, "-j", self.target]
 
+    def saved_form(self) -> str:
+        """The rule as iptables-save prints it (a line of its output, without the newline)."""
+        return " ".join(["-A", self.chain, *self.extra, "-m comment --comment", f'"{self.comment}"',
+                         "-j", self.target])
+
 
 JUMP_RULES = (
     JumpRule("filter", "INPUT", "KUBE-EXTERNAL-SERVICES", "kubernetes externally-visible service portals",

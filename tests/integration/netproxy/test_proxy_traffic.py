@@ -24,6 +24,8 @@ from proxy_lab import (
     service,
 )
 
+from netproxy.iptables_render import JUMP_RULES
+
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 MODES = [("iptables", "nft"), ("iptables", "legacy"), ("nftables", None)]
@@ -158,6 +160,8 @@ def test_restart_removes_stale_rules_and_keeps_wanted_and_foreign_ones(
     assert node_lab.request("10.96.0.21", 80, count=1, timeout=1) == ["timeout"]  # nobody claims it now
     if kind == "iptables":
         assert ":FOREIGN-CHAIN" in after and "--dport 9999 -j ACCEPT" in after
+        for jump in JUMP_RULES:  # each jump exactly once after the restart, in the form the proxy looks for
+            assert after.count(jump.saved_form() + "\n") == 1, jump
         import re
 
         stale = set(re.findall(r"^:(KUBE-(?:SVC|SEP|EXT|SVL)-\S+)", before, re.M)) - \
