@@ -322,8 +322,7 @@ class Handlers:
             return
         unknown = schema.unknown_fields(target.rt, obj)
         if unknown and mode == "Strict":
-            listing = ", ".join(f'unknown field "{f}"' for f in unknown)
-            raise errors.bad_request(f"strict decoding error: {listing}")
+            raise schema.strict_decoding_error(target.rt, unknown)
         if unknown:
             request["warnings"] = [f'unknown field "{f}"' for f in unknown]
 

@@ -448,10 +448,19 @@ def type_errors(rt: ResourceType, obj: Obj) -> list[str]:
     return check(rt, obj).type_errors
 
 
+def _undecodable(rt: ResourceType, detail: str) -> errors.StatusError:
+    return errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: {detail}')
+
+
 def reject_type_errors(rt: ResourceType, obj: Obj) -> None:
     """Raise upstream's 400 BadRequest for the first value of the wrong JSON type, if any:
     `Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal ...`."""
     found = type_errors(rt, obj)
     if found:
-        raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                                 f"{found[0]}")
+        raise _undecodable(rt, found[0])
+
+
+def strict_decoding_error(rt: ResourceType, unknown: list[str]) -> errors.StatusError:
+    """Upstream's 400 for `fieldValidation=Strict`: `Deployment in version "v1" cannot be handled as a
+    Deployment: strict decoding error: unknown field "spec.replica", unknown field "..."`."""
+    return _undecodable(rt, "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown))

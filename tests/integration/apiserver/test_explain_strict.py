@@ -54,7 +54,8 @@ async def test_explain_recursive_lists_nested_fields(kubeconfig: Path) -> None:
 async def test_apply_rejects_nested_unknown_field(kubeconfig: Path) -> None:
     strict = await run(kubeconfig, "apply", "-f", "-", input=POD, check=False)
     assert strict.returncode != 0
-    assert 'unknown field "spec.containers[0].imagee"' in strict.stderr
+    assert 'Pod in version "v1" cannot be handled as a Pod: strict decoding error: ' \
+           'unknown field "spec.containers[0].imagee"' in strict.stderr
     dry = await run(kubeconfig, "create", "--dry-run=server", "-f", "-", input=POD, check=False)
     assert dry.returncode != 0 and 'unknown field "spec.containers[0].imagee"' in dry.stderr
     missing = await run(kubeconfig, "get", "pod", "typo", check=False)

@@ -8,7 +8,7 @@ import pytest
 
 from controlplane.api import resources
 from controlplane.api.errors import StatusError
-from controlplane.api.schema import reject_type_errors, type_errors, unknown_fields
+from controlplane.api.schema import reject_type_errors, strict_decoding_error, type_errors, unknown_fields
 
 
 def _pod(container: dict[str, Any], **spec: Any) -> dict[str, Any]:
@@ -131,3 +131,11 @@ def test_every_kind_walks_its_own_schema() -> None:
                        "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]},
             "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}], "podCIDR": "10.244.0.0/24"}}
     assert unknown_fields(resources.NODES, node) == []
+
+
+def test_strict_decoding_error_names_every_field() -> None:
+    error = strict_decoding_error(resources.DEPLOYMENTS, ["spec.replicass", "spec.template.spec.containers[0].x"])
+    assert error.code == 400
+    assert error.to_status()["message"] == (
+        'Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: '
+        'unknown field "spec.replicass", unknown field "spec.template.spec.containers[0].x"')
