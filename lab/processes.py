@@ -88,12 +88,17 @@ def kill_all(procs: Iterable[psutil.Process], timeout: float = 5.0) -> None:
 
 
 def processes_mentioning(marker: str) -> list[psutil.Process]:
-    """Processes whose command line contains `marker` (a lab's data directory)."""
-    me = os.getpid()
+    """Processes whose command line contains `marker` (a lab's data directory).
+
+    Never this process or its ancestors: `make up` and the shell around it name the
+    data directory too, and a cleanup must not kill its own caller.
+    """
+    me = psutil.Process()
+    spared = {me.pid} | {p.pid for p in me.parents()}
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = proc.info.get("cmdline") or []
-        if proc.pid != me and any(marker in part for part in cmdline):
+        if proc.pid not in spared and any(marker in part for part in cmdline):
             found.append(proc)
     return found
 

@@ -30,6 +30,8 @@ from lab.cluster import LabState
 
 ROOT = Path(__file__).resolve().parents[2]
 # Node failure is noticed after the grace period; pods without their own toleration move after the second.
+# Inside pods: busybox's wget crashes with -T (Debian's busybox-static 1.35), so `timeout` bounds it instead.
+POD_FETCH = ["timeout", "5", "wget", "-q", "-O", "-"]
 FAST_FAILOVER = ["--node-monitor-grace-period", "12", "--default-not-ready-toleration-seconds", "3"]
 
 
@@ -161,14 +163,14 @@ def test_pod_to_pod_and_service_from_every_pod(lab: LabState) -> None:
     for source in found:
         for target in found:
             if target["spec"]["nodeName"] != source["spec"]["nodeName"]:
-                out = kubectl(lab, "exec", source["metadata"]["name"], "-c", "shell", "--", "wget", "-q", "-T", "3",
-                              "-O", "-", f"http://{target['status']['podIP']}:8080/")
+                out = kubectl(lab, "exec", source["metadata"]["name"], "-c", "shell", "--", *POD_FETCH,
+                              f"http://{target['status']['podIP']}:8080/")
                 assert out.strip() == target["metadata"]["name"], "pod to pod across nodes, without NAT"
         seen: set[str] = set()
 
         def all_replicas(pod_name: str = source["metadata"]["name"], seen: set[str] = seen) -> bool:
-            out = kubectl(lab, "exec", pod_name, "-c", "shell", "--", "wget", "-q", "-T", "3", "-O", "-",
-                          f"http://{cluster_ip}/", check=False)
+            out = kubectl(lab, "exec", pod_name, "-c", "shell", "--", *POD_FETCH, f"http://{cluster_ip}/",
+                          check=False)
             if out.strip():
                 seen.add(out.strip())
             return names <= seen
