@@ -11,6 +11,7 @@ subtrees marked `x-kubernetes-preserve-unknown-fields` are open.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,42 +98,128 @@ def _matches(schema: Schema, value: Any) -> bool:
     return True
 
 
+class _Node:
+    """One schema compiled for walking: resolved refs, precomputed Go type name, children by field."""
+
+    __slots__ = ("child", "go_type", "integer", "no_bool", "open", "props", "schema", "shape", "struct", "types")
+
+    def __init__(self, schema: Schema, go_type: str) -> None:
+        self.schema = schema
+        self.go_type = go_type
+        self.shape = ""  # "object", "map", "array" or "" (a scalar or an open value)
+        self.props: dict[str, _Node] = {}
+        self.child: _Node | None = None
+        self.struct = ""
+        self.integer = schema.get("type") == "integer"
+        self.open = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
+        # A fast pre-check: values of these Python types (bool excepted when no_bool) always match.
+        self.types, self.no_bool = _python_types(schema)
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, self.types) and not (self.no_bool and isinstance(value, bool)):
+            return True
+        return _matches(self.schema, value)
+
+
+def _python_types(schema: Schema) -> tuple[tuple[type, ...], bool]:
+    if "oneOf" in schema:
+        found: tuple[type, ...] = ()
+        no_bool = False
+        for option in schema["oneOf"]:
+            types, flag = _python_types(option)
+            found += types
+            no_bool = no_bool or flag
+        return found, no_bool
+    return {
+        "object": ((dict,), False), "array": ((list,), False), "string": ((str,), False),
+        "boolean": ((bool,), False), "integer": ((int,), True), "number": ((int, float), True),
+    }.get(schema.get("type") or "", ((object,), False))
+
+
+def _compile(schema: Schema, memo: dict[str, _Node]) -> _Node:
+    resolved, name = _resolve(schema)
+    if name and name in memo:
+        return memo[name]
+    node = _Node(resolved, _go_type(schema))
+    if name:
+        memo[name] = node  # before the children: a definition may (indirectly) contain itself
+        node.struct = name.rsplit(".", 1)[-1]
+    kind = resolved.get("type")
+    if node.open:
+        return node
+    if kind == "array":
+        node.shape, node.child = "array", _compile(resolved["items"], memo)
+    elif kind == "object" and "additionalProperties" in resolved:
+        node.shape, node.child = "map", _compile(resolved["additionalProperties"], memo)
+    elif kind == "object" and "properties" in resolved:
+        node.shape = "object"
+        node.props = {key: _compile(prop, memo) for key, prop in resolved["properties"].items()}
+    return node
+
+
+@functools.cache
+def _root(definition: str) -> _Node:
+    return _compile({"$ref": REF_PREFIX + definition}, {})
+
+
+def _strict_path(segments: list[str | int]) -> str:
+    out = ""
+    for seg in segments:
+        if isinstance(seg, int):
+            out += f"[{seg}]"
+        elif seg.startswith("["):
+            out += seg
+        else:
+            out += f".{seg}" if out else seg
+    return out
+
+
 class _Walker:
     def __init__(self) -> None:
         self.found = Findings()
+        self.path: list[str | int] = []  # field names, list indexes and "[key]" map keys
 
-    def walk(self, schema: Schema, value: Any, path: str, go_path: str, struct: str) -> None:
-        """`path` is the strict-decoding path (with indexes), `go_path` the dotted JSON path of Go's errors,
-        `struct` the Go struct that holds the current field."""
+    def walk(self, node: _Node, value: Any, struct: str) -> None:
+        """`struct` is the Go struct that holds the current field (named in type errors)."""
         if value is None:
             return  # JSON null decodes to the zero value everywhere
-        resolved, name = _resolve(schema)
-        if not _matches(resolved, value):
-            shown = _json_kind(value)
-            if shown == "number" and resolved.get("type") == "integer":
-                shown = f"number {value}"
-            where = f"Go struct field {struct}.{go_path}" if struct and go_path else "Go value"
-            self.found.type_errors.append(f"json: cannot unmarshal {shown} into {where} of type "
-                                          f"{_go_type(schema)}")
+        if not node.accepts(value):
+            self._type_error(node, value, struct)
             return
-        if resolved.get("x-kubernetes-preserve-unknown-fields"):
-            return
-        kind = resolved.get("type")
-        if kind == "array":
-            for i, item in enumerate(value):
-                self.walk(resolved["items"], item, f"{path}[{i}]", go_path, struct)
-        elif kind == "object" and "additionalProperties" in resolved:
+        if node.shape == "object":
+            props = node.props
+            holder = node.struct or struct
+            path = self.path
             for key, item in value.items():
-                self.walk(resolved["additionalProperties"], item, f"{path}[{key}]", go_path, struct)
-        elif kind == "object" and "properties" in resolved:
-            props = resolved["properties"]
-            holder = name.rsplit(".", 1)[-1] if name else struct
-            for key, item in value.items():
-                child = f"{path}.{key}" if path else key
-                if key not in props:
-                    self.found.unknown.append(child)
+                child = props.get(key)
+                if child is not None and not child.shape and isinstance(item, child.types) and \
+                        not (child.no_bool and isinstance(item, bool)):
+                    continue  # a scalar of the right type: nothing below it to check
+                path.append(key)
+                if child is None:
+                    self.found.unknown.append(_strict_path(path))
+                elif item is not None:
+                    self.walk(child, item, holder)
+                path.pop()
+        elif node.shape == "array" or node.shape == "map":
+            child = node.child
+            assert child is not None
+            pairs = enumerate(value) if node.shape == "array" else value.items()
+            for key, item in pairs:
+                if not child.shape and isinstance(item, child.types) and \
+                        not (child.no_bool and isinstance(item, bool)):
                     continue
-                self.walk(props[key], item, child, f"{go_path}.{key}" if go_path else key, holder)
+                self.path.append(key if isinstance(key, int) else f"[{key}]")
+                self.walk(child, item, struct)
+                self.path.pop()
+
+    def _type_error(self, node: _Node, value: Any, struct: str) -> None:
+        shown = _json_kind(value)
+        if shown == "number" and node.integer:
+            shown = f"number {value}"
+        go_path = ".".join(seg for seg in self.path if isinstance(seg, str) and not seg.startswith("["))
+        where = f"Go struct field {struct}.{go_path}" if struct and go_path else "Go value"
+        self.found.type_errors.append(f"json: cannot unmarshal {shown} into {where} of type {node.go_type}")
 
 
 def check(rt: ResourceType, obj: dict[str, Any]) -> Findings:
@@ -140,5 +227,5 @@ def check(rt: ResourceType, obj: dict[str, Any]) -> Findings:
     walker = _Walker()
     name = definition_name(rt)
     if name in definitions():
-        walker.walk({"$ref": REF_PREFIX + name}, obj, "", "", rt.kind)
+        walker.walk(_root(name), obj, rt.kind)
     return walker.found
