@@ -11,7 +11,7 @@ it can be compared with hand-written golden files.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from netproxy import names
 from netproxy.model import Endpoint, ServicePort, ServicePortName, categorize
@@ -86,7 +86,6 @@ class Rendered:
     deleted_chains: int
     no_local_internal: int = 0
     no_local_external: int = 0
-    chains_written: set[str] = field(default_factory=set)
 
 
 def probability(n: int) -> str:
@@ -126,7 +125,6 @@ def render(snap: Snapshot, opts: RenderOptions, existing_chains: set[str] | None
     nat_rules.add("-A KUBE-MARK-MASQ -j MARK --or-mark", MASQ_MARK)
 
     active: set[str] = set()
-    written: set[str] = set()
     total_endpoints = sum(len(snap.endpoints_of(n)) for n in snap.ports)
     large = total_endpoints > LARGE_CLUSTER_ENDPOINTS
     no_local_int = no_local_ext = 0
@@ -217,7 +215,6 @@ def render(snap: Snapshot, opts: RenderOptions, existing_chains: set[str] | None
         if uses_ext_chain:
             chains.add(f":{ext_chain} - [0:0]")
             active.add(ext_chain)
-            written.add(ext_chain)
             if not svc.external_policy_local:
                 rules.add("-A", ext_chain, "-m comment --comment",
                           _q(f"masquerade traffic for {spn} external destinations"), "-j KUBE-MARK-MASQ")
@@ -240,14 +237,12 @@ def render(snap: Snapshot, opts: RenderOptions, existing_chains: set[str] | None
             if used:
                 chains.add(f":{chain} - [0:0]")
                 active.add(chain)
-                written.add(chain)
                 _service_to_endpoints(rules, spn, name, svc, chain, eps, large, sep_name)
 
         for ep in cat.all_reachable:
             sep = sep_name(name, ep)
             chains.add(f":{sep} - [0:0]")
             active.add(sep)
-            written.add(sep)
             head = ["-A", sep] + ([] if large else ["-m comment --comment", spn])
             rules.add(*head, "-s", ep.ip, "-j KUBE-MARK-MASQ")
             affinity = ["-m recent --name", sep, "--set"] if svc.session_affinity else []
@@ -280,7 +275,7 @@ def render(snap: Snapshot, opts: RenderOptions, existing_chains: set[str] | None
     parts = ["*filter", *filter_chains.lines, *filter_rules.lines, "COMMIT",
              "*nat", *nat_chains.lines, *nat_rules.lines, "COMMIT", ""]
     return Rendered("\n".join(parts), active, len(filter_rules), len(nat_rules) + len(skipped_rules) - deleted,
-                    deleted, no_local_int, no_local_ext, written)
+                    deleted, no_local_int, no_local_ext)
 
 
 def _service_to_endpoints(rules: _Lines, spn: str, name: ServicePortName, svc: ServicePort, chain: str,
