@@ -114,3 +114,38 @@ async def test_every_bundled_kubectl_explains_nested_fields(kubeconfig: Path, bi
     result = await run(kubeconfig, "explain", "pod.spec.containers.livenessProbe.httpGet", binary=binary)
     assert "Send an HTTP GET request." in result.stdout
     assert "httpHeaders" in result.stdout
+
+
+@pytest.mark.parametrize("binary", [b for b in kubectl_binaries() if b != "kubectl"])
+async def test_every_bundled_kubectl_gets_the_nested_strict_error(kubeconfig: Path, binary: str) -> None:
+    result = await run(kubeconfig, "apply", "-f", "-", input=POD, binary=binary, check=False)
+    assert result.returncode != 0
+    assert 'unknown field "spec.containers[0].imagee"' in result.stderr
+
+
+async def test_patching_an_existing_object_checks_the_result(kubeconfig: Path) -> None:
+    manifest = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: patched}
+spec:
+  selector: {matchLabels: {app: patched}}
+  template:
+    metadata: {labels: {app: patched}}
+    spec:
+      containers:
+      - {name: web, image: pyk8s.local/web:1}
+"""
+    await run(kubeconfig, "apply", "-f", "-", input=manifest)
+    typo = manifest.replace("image: pyk8s.local/web:1", "image: pyk8s.local/web:2, imagee: x")
+    result = await run(kubeconfig, "apply", "-f", "-", input=typo, check=False)
+    assert result.returncode != 0
+    assert 'unknown field "spec.template.spec.containers[0].imagee"' in result.stderr
+    wrong_type = await run(kubeconfig, "patch", "deployment", "patched", "--type=merge", "-p",
+                           '{"spec": {"replicas": "three"}}', check=False)
+    assert wrong_type.returncode != 0
+    assert "cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32" \
+        in wrong_type.stderr
+    image = await run(kubeconfig, "get", "deployment", "patched", "-o", "jsonpath={.spec.template.spec."
+                      "containers[0].image}")
+    assert image.stdout == "pyk8s.local/web:1"
