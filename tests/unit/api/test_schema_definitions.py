@@ -90,3 +90,28 @@ def test_openapi_documents_carry_the_schemas() -> None:
     patch_op = apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
     assert patch_op["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
     assert openapi.document("apps", "v1") is openapi.document("apps", "v1")  # cached, not rebuilt
+
+
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    while True:
+        if "$ref" in schema:
+            schema = definitions()[schema["$ref"][len(REF_PREFIX):]]
+        elif "allOf" in schema:
+            schema = schema["allOf"][0]
+        else:
+            return schema
+
+
+def test_required_fields_and_list_map_keys_are_declared() -> None:
+    for name, schema in definitions().items():
+        props = schema.get("properties") or {}
+        for field in schema.get("required", []):
+            assert field in props, f"{name} requires undeclared {field}"
+        for field, prop in props.items():
+            if prop.get("x-kubernetes-list-type") != "map":
+                continue
+            item = _resolve(prop["items"])
+            for key in prop["x-kubernetes-list-map-keys"]:
+                assert key in item["properties"], f"{name}.{field} keyed by undeclared {key}"
+            merge_key = prop.get("x-kubernetes-patch-merge-key")
+            assert merge_key is None or merge_key in item["properties"], f"{name}.{field}"
