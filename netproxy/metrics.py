@@ -6,6 +6,9 @@ import time
 from dataclasses import dataclass, field
 
 SYNC_BUCKETS = tuple(0.001 * 2 ** i for i in range(15))  # upstream: ExponentialBuckets(0.001, 2, 15)
+# upstream: 0.25, 0.5, then 1..59 s, 60..115 s by 5, 120..300 s by 30
+PROGRAMMING_BUCKETS = (0.25, 0.5, *map(float, range(1, 60)), *map(float, range(60, 120, 5)),
+                       *map(float, range(120, 301, 30)))
 
 
 @dataclass
@@ -44,6 +47,11 @@ class ProxyMetrics:
                                             "SyncProxyRules latency in seconds for full resyncs")
         self.partial_sync_duration = Histogram("kubeproxy_sync_partial_proxy_rules_duration_seconds",
                                                "SyncProxyRules latency in seconds for partial resyncs")
+        self.network_programming = Histogram(
+            "kubeproxy_network_programming_duration_seconds",
+            "In Cluster Network Programming Latency in seconds", PROGRAMMING_BUCKETS)
+        self.endpoint_changes = 0
+        self.service_changes = 0
         self.last_sync_timestamp = 0.0
         self.last_queued_timestamp = 0.0
         self.restore_failures = 0
@@ -59,8 +67,14 @@ class ProxyMetrics:
 
     def render(self, mode: str) -> str:
         lines: list[str] = []
-        for h in (self.sync_duration, self.full_sync_duration, self.partial_sync_duration):
+        for h in (self.sync_duration, self.full_sync_duration, self.partial_sync_duration,
+                  self.network_programming):
             lines += h.render()
+        for name, value, what in (("endpoint_changes", self.endpoint_changes, "endpoint slice"),
+                                  ("service_changes", self.service_changes, "service")):
+            metric = f"kubeproxy_sync_proxy_rules_{name}_total"
+            lines += [f"# HELP {metric} Cumulative proxy rules {what} changes", f"# TYPE {metric} counter",
+                      f"{metric} {value}"]
         lines += ["# HELP kubeproxy_sync_proxy_rules_last_timestamp_seconds The last time proxy rules were "
                   "successfully synced", "# TYPE kubeproxy_sync_proxy_rules_last_timestamp_seconds gauge",
                   f"kubeproxy_sync_proxy_rules_last_timestamp_seconds {self.last_sync_timestamp}",

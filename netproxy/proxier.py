@@ -88,16 +88,24 @@ class Proxier:
             self._wake.set()
 
     def on_service(self, *objs: Obj) -> None:
-        self._queue(self.tracker.update_service(objs[-1]))
+        self._service_changed(self.tracker.update_service(objs[-1]))
 
     def on_service_delete(self, obj: Obj) -> None:
-        self._queue(self.tracker.delete_service(obj))
+        self._service_changed(self.tracker.delete_service(obj))
 
     def on_slice(self, *objs: Obj) -> None:
-        self._queue(self.tracker.update_slice(objs[-1]))
+        self._slice_changed(self.tracker.update_slice(objs[-1]))
 
     def on_slice_delete(self, obj: Obj) -> None:
-        self._queue(self.tracker.delete_slice(obj))
+        self._slice_changed(self.tracker.delete_slice(obj))
+
+    def _service_changed(self, changed: bool) -> None:
+        self.metrics.service_changes += changed
+        self._queue(changed)
+
+    def _slice_changed(self, changed: bool) -> None:
+        self.metrics.endpoint_changes += changed
+        self._queue(changed)
 
     # -- syncing ----------------------------------------------------------------------
 
@@ -124,6 +132,9 @@ class Proxier:
         self.metrics.services = len(snap.ports)
         self.metrics.endpoints = sum(len(v) for v in snap.endpoints.values())
         self.health.updated()
+        now = time.time()
+        for trigger in snap.trigger_times:
+            self.metrics.network_programming.observe(max(0.0, now - trigger))
         log.info("%s sync (%s) of %d service ports took %.3fs", self.backend.mode, "full" if full else "partial",
                  len(snap.ports), elapsed)
         view = conntrack.udp_view(snap)

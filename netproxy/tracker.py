@@ -8,6 +8,7 @@ proxier can rate-limit syncs without losing a change.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +23,16 @@ from netproxy.model import (
 )
 
 ServiceKey = tuple[str, str]
+TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
+
+
+def _parse_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -31,6 +42,8 @@ class Snapshot:
     ports: dict[ServicePortName, ServicePort]
     endpoints: dict[ServicePortName, tuple[Endpoint, ...]]
     changed: set[ServiceKey] | None = field(default=None)
+    # endpoints.kubernetes.io/last-change-trigger-time of the slice changes in this sync (epoch seconds)
+    trigger_times: list[float] = field(default_factory=list)
 
     def endpoints_of(self, name: ServicePortName) -> tuple[Endpoint, ...]:
         return self.endpoints.get(name, ())
@@ -44,6 +57,7 @@ class ChangeTracker:
         self._slice_owner: dict[tuple[str, str], ServiceKey] = {}
         self._merged: dict[ServiceKey, dict[ServicePortName, tuple[Endpoint, ...]]] = {}
         self._changed: set[ServiceKey] = set()
+        self._trigger_times: list[float] = []
 
     # -- services -------------------------------------------------------------------
 
@@ -88,7 +102,12 @@ class ChangeTracker:
             return changed
         slices[md["name"]] = eps
         self._slice_owner[slice_key] = key
-        return self._remerge(key) or changed
+        if self._remerge(key):
+            trigger = _parse_time((md.get("annotations") or {}).get(TRIGGER_TIME_ANNOTATION))
+            if trigger is not None:
+                self._trigger_times.append(trigger)
+            return True
+        return changed
 
     def delete_slice(self, endpoint_slice: Obj) -> bool:
         md = endpoint_slice["metadata"]
@@ -134,7 +153,8 @@ class ChangeTracker:
         endpoints = {spn: eps for by_port in self._merged.values() for spn, eps in by_port.items()}
         changed = None if full else set(self._changed)
         self._changed.clear()
-        return Snapshot(ports, endpoints, changed)
+        triggers, self._trigger_times = self._trigger_times, []
+        return Snapshot(ports, endpoints, changed, triggers)
 
     def mark_all_changed(self) -> None:
         self._changed.update(self._ports)

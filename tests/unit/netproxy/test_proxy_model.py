@@ -82,3 +82,13 @@ def test_full_snapshot_has_no_changed_set() -> None:
     tracker.update_service(service("a", "s", "10.96.0.5", TCP80))
     assert tracker.snapshot(full=True).changed is None
     assert not tracker.pending
+
+
+def test_slice_trigger_times_reach_the_snapshot_once() -> None:
+    tracker = ChangeTracker("n1")
+    ports = [{"name": "http", "port": 8080, "protocol": "TCP"}]
+    s = endpoint_slice("a", "s", ports, [("10.0.0.1", "n1")])
+    s["metadata"]["annotations"] = {"endpoints.kubernetes.io/last-change-trigger-time": "2026-01-02T03:04:05Z"}
+    assert tracker.update_slice(s)
+    assert tracker.snapshot().trigger_times == [1767323045.0]
+    assert tracker.snapshot().trigger_times == []

@@ -61,6 +61,12 @@ def test_metrics_render_prometheus_text() -> None:
     assert "kubeproxy_sync_proxy_rules_duration_seconds_count 1" in text
     assert 'kubeproxy_sync_proxy_rules_iptables_total{table="nat"} 10' in text
     assert "kubeproxy_sync_full_proxy_rules_duration_seconds_count 1" in text
+    metrics.network_programming.observe(1.5)
+    metrics.endpoint_changes = 3
+    text = metrics.render("iptables")
+    assert 'kubeproxy_network_programming_duration_seconds_bucket{le="2"} 1' in text
+    assert 'kubeproxy_network_programming_duration_seconds_bucket{le="1"} 0' in text
+    assert "kubeproxy_sync_proxy_rules_endpoint_changes_total 3" in text
 
 
 def test_udp_conntrack_cleanup_commands() -> None:
