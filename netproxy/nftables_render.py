@@ -203,7 +203,7 @@ def build(snap: Snapshot, opts: NftOptions, dnat_slots: SlotAllocator | None = N
         state.chains[name] = (hook, rules)
     fixed = {
         "mark-for-masquerade": [f"meta mark set meta mark | {MASQ_MARK}"],
-        "masquerading": ["ip saddr . ip daddr @hairpin masquerade fully-random",
+        "masquerading": ["ip saddr . ip daddr @hairpin jump mark-for-masquerade",
                          f"meta mark & {MASQ_MARK} == 0 return", f"meta mark set meta mark ^ {MASQ_MARK}",
                          "masquerade fully-random"],
         "services": ["ip daddr . meta l4proto . th dport vmap @service-ips",
