@@ -17,7 +17,7 @@ from typing import Any
 from controlplane.api import errors
 from controlplane.api.errors import FieldCause
 from controlplane.api.resources import ResourceType
-from controlplane.api.schema.check import check
+from controlplane.api.schema.check import check, fill_defaults
 
 Obj = dict[str, Any]
 
@@ -40,40 +40,21 @@ _TEMPLATE_KINDS = {"Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job"
 
 # ---------------------------------------------------------------------------- defaults
 
-def _default_probe(probe: Obj | None) -> None:
-    if not probe:
-        return
-    probe.setdefault("timeoutSeconds", 1)
-    probe.setdefault("periodSeconds", 10)
-    probe.setdefault("successThreshold", 1)
-    probe.setdefault("failureThreshold", 3)
-    if "httpGet" in probe:
-        probe["httpGet"].setdefault("scheme", "HTTP")
-        probe["httpGet"].setdefault("path", "/")
-
+# Unconditional defaults (probe timings, port protocols, history limits, defaultMode...) are the `default`
+# values of the kind schemas in types.py, filled by `fill_defaults`; what follows depends on other fields.
 
 def _default_container(c: Obj) -> None:
     image = str(c.get("image") or "")
     tagless = ":" not in image.rsplit("/", 1)[-1] and "@" not in image
     if "imagePullPolicy" not in c:
         c["imagePullPolicy"] = "Always" if tagless or image.endswith(":latest") else "IfNotPresent"
-    c.setdefault("terminationMessagePath", "/dev/termination-log")
-    c.setdefault("terminationMessagePolicy", "File")
     c.setdefault("resources", {})
-    for port in c.get("ports") or []:
-        port.setdefault("protocol", "TCP")
-    for name in ("livenessProbe", "readinessProbe", "startupProbe"):
-        _default_probe(c.get(name))
 
 
 def default_pod_spec(spec: Obj, *, in_template_of: str = "") -> None:
     if in_template_of != "Job":
         spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("schedulerName", "default-scheduler")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("securityContext", {})
-    spec.setdefault("enableServiceLinks", True)
     if spec.get("serviceAccountName") or spec.get("serviceAccount"):
         spec.setdefault("serviceAccountName", spec.get("serviceAccount"))
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
@@ -82,9 +63,6 @@ def default_pod_spec(spec: Obj, *, in_template_of: str = "") -> None:
     for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         _default_container(c)
     for vol in spec.get("volumes") or []:
-        for kind in ("configMap", "secret", "projected", "downwardAPI"):
-            if kind in vol:
-                vol[kind].setdefault("defaultMode", 420)
         if "hostPath" in vol:
             vol["hostPath"].setdefault("type", "")
 
@@ -101,6 +79,7 @@ def _default_rolling(spec: Obj, key: str, surge: Any, unavailable: Any) -> None:
 
 def apply_defaults(rt: ResourceType, obj: Obj) -> None:
     """Fill upstream defaults into `obj` in place."""
+    fill_defaults(rt, obj)
     kind = rt.kind
     spec = obj.get("spec")
     if kind == "Pod" and isinstance(spec, dict):
@@ -110,10 +89,7 @@ def apply_defaults(rt: ResourceType, obj: Obj) -> None:
         if isinstance(template_spec, dict):
             default_pod_spec(template_spec, in_template_of=kind)
     if kind == "CronJob" and isinstance(spec, dict):
-        spec.setdefault("concurrencyPolicy", "Allow")
         spec.setdefault("suspend", False)
-        spec.setdefault("successfulJobsHistoryLimit", 3)
-        spec.setdefault("failedJobsHistoryLimit", 1)
         job_spec = (spec.get("jobTemplate") or {}).get("spec")
         if isinstance(job_spec, dict):
             _default_job(job_spec)
@@ -123,55 +99,34 @@ def apply_defaults(rt: ResourceType, obj: Obj) -> None:
     if not isinstance(spec, dict):
         spec = None
     if kind == "Deployment" and spec is not None:
-        spec.setdefault("replicas", 1)
         _default_rolling(spec, "strategy", "25%", "25%")
-        spec.setdefault("revisionHistoryLimit", 10)
-        spec.setdefault("progressDeadlineSeconds", 600)
-    elif kind in ("ReplicaSet", "ReplicationController") and spec is not None:
-        spec.setdefault("replicas", 1)
-        if kind == "ReplicationController" and not spec.get("selector"):
+    elif kind == "ReplicationController" and spec is not None:
+        if not spec.get("selector"):
             spec["selector"] = dict(((spec.get("template") or {}).get("metadata") or {}).get("labels") or {})
     elif kind == "DaemonSet" and spec is not None:
         _default_rolling(spec, "updateStrategy", 0, 1)
-        spec.setdefault("revisionHistoryLimit", 10)
     elif kind == "StatefulSet" and spec is not None:
-        spec.setdefault("replicas", 1)
-        spec.setdefault("podManagementPolicy", "OrderedReady")
         strategy = spec.setdefault("updateStrategy", {"type": "RollingUpdate"})
         if strategy.get("type") == "RollingUpdate":
             strategy.setdefault("rollingUpdate", {}).setdefault("partition", 0)
-        spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
     elif kind == "Job" and spec is not None:
         _default_job(spec)
     elif kind == "Service" and spec is not None:
         _default_service(spec)
-    elif kind == "Secret":
-        obj.setdefault("type", "Opaque")
     elif kind == "Namespace":
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         obj.setdefault("status", {}).setdefault("phase", "Active")
-    elif kind == "EndpointSlice":
-        for port in obj.get("ports") or []:
-            port.setdefault("protocol", "TCP")
-    elif kind == "Endpoints":
-        for subset in obj.get("subsets") or []:
-            for port in subset.get("ports") or []:
-                port.setdefault("protocol", "TCP")
 
 
 def _default_job(spec: Obj) -> None:
     if "completions" not in spec and "parallelism" not in spec:
         spec["completions"] = 1  # a work-queue Job (parallelism only) keeps completions unset
     spec.setdefault("parallelism", 1)
-    spec.setdefault("backoffLimit", 6)
-    spec.setdefault("completionMode", "NonIndexed")
     spec.setdefault("suspend", False)
 
 
 def _default_service(spec: Obj) -> None:
-    spec.setdefault("type", "ClusterIP")
-    spec.setdefault("sessionAffinity", "None")
     if spec["sessionAffinity"] == "ClientIP":
         cfg = spec.setdefault("sessionAffinityConfig", {}).setdefault("clientIP", {})
         cfg.setdefault("timeoutSeconds", 10800)
@@ -182,7 +137,6 @@ def _default_service(spec: Obj) -> None:
     if spec["type"] in ("NodePort", "LoadBalancer"):
         spec.setdefault("externalTrafficPolicy", "Cluster")
     for port in spec.get("ports") or []:
-        port.setdefault("protocol", "TCP")
         if "port" in port:
             port.setdefault("targetPort", port["port"])
 

@@ -1,4 +1,4 @@
-"""Walks an object against its kind's schema: unknown fields and JSON type mismatches.
+"""Walks an object against its kind's schema: unknown fields, JSON type mismatches, defaults.
 
 Upstream finds both while decoding JSON into Go structs: an unknown field is
 reported by the strict decoder as `unknown field "spec.containers[0].imagee"`,
@@ -7,10 +7,15 @@ ContainerPort.spec.containers.ports.containerPort of type int32`. pyk8s keeps
 objects as dicts, so the same answers come from one walk over the schema in
 `types.py`. Maps (labels, annotations, data), int-or-string values and
 subtrees marked `x-kubernetes-preserve-unknown-fields` are open.
+
+The same walk fills the schema's `default` values that are not zero values
+(probe timings, port protocols, history limits...) into fields left unset;
+the conditional defaults stay hand-written in `schema/__init__.py`.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,13 +106,15 @@ def _matches(schema: Schema, value: Any) -> bool:
 class _Node:
     """One schema compiled for walking: resolved refs, precomputed Go type name, children by field."""
 
-    __slots__ = ("child", "go_type", "integer", "no_bool", "open", "props", "schema", "shape", "struct", "types")
+    __slots__ = ("child", "defaults", "go_type", "integer", "no_bool", "open", "props", "schema", "shape", "struct",
+                 "types")
 
     def __init__(self, schema: Schema, go_type: str) -> None:
         self.schema = schema
         self.go_type = go_type
         self.shape = ""  # "object", "map", "array" or "" (a scalar or an open value)
         self.props: dict[str, _Node] = {}
+        self.defaults: dict[str, Any] = {}  # field -> server-side default (zero-value defaults left out)
         self.child: _Node | None = None
         self.struct = ""
         self.integer = schema.get("type") == "integer"
@@ -154,6 +161,8 @@ def _compile(schema: Schema, memo: dict[str, _Node]) -> _Node:
     elif kind == "object" and "properties" in resolved:
         node.shape = "object"
         node.props = {key: _compile(prop, memo) for key, prop in resolved["properties"].items()}
+        node.defaults = {key: prop["default"] for key, prop in resolved["properties"].items()
+                         if prop.get("default") not in (None, "", 0, False, {}, [])}
     return node
 
 
@@ -229,3 +238,27 @@ def check(rt: ResourceType, obj: dict[str, Any]) -> Findings:
     if name in definitions():
         walker.walk(_root(name), obj, rt.kind)
     return walker.found
+
+
+def _fill(node: _Node, value: Any) -> None:
+    if node.shape == "object" and isinstance(value, dict):
+        for key, default in node.defaults.items():
+            if key not in value:
+                value[key] = copy.deepcopy(default)
+        for key, item in value.items():
+            child = node.props.get(key)
+            if child is not None and child.shape:
+                _fill(child, item)
+    elif node.shape == "array" and isinstance(value, list) and node.child is not None and node.child.shape:
+        for item in value:
+            _fill(node.child, item)
+    elif node.shape == "map" and isinstance(value, dict) and node.child is not None and node.child.shape:
+        for item in value.values():
+            _fill(node.child, item)
+
+
+def fill_defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
+    """Set every unconditional schema default on the fields `obj` leaves out, at any depth, in place."""
+    name = definition_name(rt)
+    if name in definitions():
+        _fill(_root(name), obj)

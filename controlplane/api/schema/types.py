@@ -179,9 +179,10 @@ def _container(ephemeral: bool = False) -> Schema:
         "readinessProbe": ref(c + "Probe", "Check that removes the pod from endpoints when it fails."),
         "startupProbe": ref(c + "Probe", "Check that must pass before the other probes start."),
         "lifecycle": ref(c + "Lifecycle", "Actions run after start and before stop."),
-        "terminationMessagePath": string("File whose content becomes the termination message."),
+        "terminationMessagePath": string("File whose content becomes the termination message.",
+                                         default="/dev/termination-log"),
         "terminationMessagePolicy": string("File, or FallbackToLogsOnError to use the log tail.",
-                                           enum=["FallbackToLogsOnError", "File"]),
+                                           enum=["FallbackToLogsOnError", "File"], default="File"),
         "imagePullPolicy": string("Always, Never or IfNotPresent.", enum=["Always", "IfNotPresent", "Never"]),
         "securityContext": ref(c + "SecurityContext", "Security options of this container."),
         "stdin": boolean("Keep a stdin buffer open for the container."),
@@ -226,10 +227,11 @@ def _pod() -> dict[str, Schema]:
             "ephemeralContainers": refs(c + "EphemeralContainer", "Debug containers added to a running pod.",
                                         keys=["name"], merge_key="name"),
             "restartPolicy": string("Always, OnFailure or Never.", enum=["Always", "Never", "OnFailure"]),
-            "terminationGracePeriodSeconds": integer("Seconds between SIGTERM and SIGKILL.", "int64"),
+            "terminationGracePeriodSeconds": integer("Seconds between SIGTERM and SIGKILL.", "int64", default=30),
             "activeDeadlineSeconds": integer("Seconds the pod may run before it is failed.", "int64"),
             "dnsPolicy": string("ClusterFirst, ClusterFirstWithHostNet, Default or None.",
-                                enum=["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"]),
+                                enum=["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"],
+                                default="ClusterFirst"),
             "nodeSelector": string_map("Labels a node must carry to run the pod."),
             "serviceAccountName": string("Service account the pod runs as."),
             "serviceAccount": string("Deprecated alias of serviceAccountName."),
@@ -245,7 +247,7 @@ def _pod() -> dict[str, Schema]:
             "hostname": string("Hostname inside the pod; the pod name when empty."),
             "subdomain": string("Subdomain for the pod's DNS name (headless service)."),
             "affinity": ref(c + "Affinity", "Node and pod (anti-)affinity rules."),
-            "schedulerName": string("Scheduler that places the pod."),
+            "schedulerName": string("Scheduler that places the pod.", default="default-scheduler"),
             "tolerations": refs(c + "Toleration", "Taints the pod tolerates.", list_type="atomic"),
             "hostAliases": refs(c + "HostAlias", "Extra /etc/hosts entries.", keys=["ip"], merge_key="ip"),
             "priorityClassName": string("Name of the pod's PriorityClass."),
@@ -254,7 +256,7 @@ def _pod() -> dict[str, Schema]:
             "readinessGates": refs(c + "PodReadinessGate", "Extra conditions required for readiness.",
                                    list_type="atomic"),
             "runtimeClassName": string("RuntimeClass that runs the pod."),
-            "enableServiceLinks": boolean("Inject service environment variables."),
+            "enableServiceLinks": boolean("Inject service environment variables.", default=True),
             "preemptionPolicy": string("Never or PreemptLowerPriority."),
             "overhead": quantity_map("Resources the runtime itself uses for the pod."),
             "topologySpreadConstraints": refs(c + "TopologySpreadConstraint", "How to spread matching pods "
@@ -362,10 +364,10 @@ def _pod() -> dict[str, Schema]:
             "command": strings("Command line, run without a shell."),
         }),
         c + "HTTPGetAction": obj("An HTTP GET; a 2xx or 3xx status is healthy.", {
-            "path": string("Request path."),
+            "path": string("Request path.", default="/"),
             "port": int_or_string("Port number or container port name."),
             "host": string("Host to connect to; the pod IP by default."),
-            "scheme": string("HTTP or HTTPS.", enum=["HTTP", "HTTPS"]),
+            "scheme": string("HTTP or HTTPS.", enum=["HTTP", "HTTPS"], default="HTTP"),
             "httpHeaders": refs(c + "HTTPHeader", "Extra request headers.", list_type="atomic"),
         }, ["port"]),
         c + "HTTPHeader": obj("One HTTP header.", {
@@ -637,13 +639,13 @@ def _volumes(local_ref: Schema) -> dict[str, Schema]:
         c + "SecretVolumeSource": obj("A Secret mounted as files.", {
             "secretName": string("Name of the Secret."),
             "items": key_paths,
-            "defaultMode": integer("Permission bits of the files."),
+            "defaultMode": integer("Permission bits of the files.", default=420),
             "optional": boolean("Allow the Secret to be missing."),
         }),
         c + "ConfigMapVolumeSource": obj("A ConfigMap mounted as files.", {
             "name": string("Name of the ConfigMap.", default=""),
             "items": key_paths,
-            "defaultMode": integer("Permission bits of the files."),
+            "defaultMode": integer("Permission bits of the files.", default=420),
             "optional": boolean("Allow the ConfigMap to be missing."),
         }),
         c + "KeyToPath": obj("One key and the file it is written to.", {
@@ -657,7 +659,7 @@ def _volumes(local_ref: Schema) -> dict[str, Schema]:
         }, ["claimName"]),
         c + "ProjectedVolumeSource": obj("Several sources in one directory.", {
             "sources": refs(c + "VolumeProjection", "The sources.", list_type="atomic"),
-            "defaultMode": integer("Permission bits of the files."),
+            "defaultMode": integer("Permission bits of the files.", default=420),
         }),
         c + "VolumeProjection": obj("One source of a projected volume.", {
             "secret": ref(c + "SecretProjection", "Keys of a Secret."),
@@ -691,7 +693,7 @@ def _volumes(local_ref: Schema) -> dict[str, Schema]:
         }, ["path"]),
         c + "DownwardAPIVolumeSource": obj("Pod fields as files.", {
             "items": refs(c + "DownwardAPIVolumeFile", "The files.", list_type="atomic"),
-            "defaultMode": integer("Permission bits of the files."),
+            "defaultMode": integer("Permission bits of the files.", default=420),
         }),
         c + "DownwardAPIVolumeFile": obj("One pod field written to a file.", {
             "path": string("Relative file path.", default=""),
@@ -931,9 +933,9 @@ def _core_other() -> dict[str, Schema]:
             "clusterIP": string("Virtual IP; None for a headless service."),
             "clusterIPs": strings("Virtual IPs, one per family."),
             "type": string("ClusterIP, NodePort, LoadBalancer or ExternalName.",
-                           enum=["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]),
+                           enum=["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"], default="ClusterIP"),
             "externalIPs": strings("Extra IPs that nodes accept traffic for."),
-            "sessionAffinity": string("None or ClientIP.", enum=["ClientIP", "None"]),
+            "sessionAffinity": string("None or ClientIP.", enum=["ClientIP", "None"], default="None"),
             "loadBalancerIP": string("Deprecated: requested load balancer IP."),
             "loadBalancerSourceRanges": strings("Client ranges allowed through the load balancer."),
             "externalName": string("DNS name returned for an ExternalName service."),
@@ -995,7 +997,7 @@ def _core_other() -> dict[str, Schema]:
         }, ["ip"], atomic=True),
         c + "EndpointPort": obj("One port of an endpoint subset.", {
             "name": string("Name of the matching service port."), "port": integer("Port number.", default=0),
-            "protocol": string("TCP, UDP or SCTP."), "appProtocol": string("Application protocol."),
+            "protocol": string("TCP, UDP or SCTP.", default="TCP"), "appProtocol": string("Application protocol."),
         }, ["port"], atomic=True),
         c + "ConfigMap": obj("Non-secret configuration as key/value pairs.", {
             **top,
@@ -1009,7 +1011,7 @@ def _core_other() -> dict[str, Schema]:
             "immutable": boolean("When true the data can no longer change."),
             "data": map_of({"type": "string", "format": "byte"}, "Values by key, base64 on the wire."),
             "stringData": string_map("Write-only plain-text values merged into data on write."),
-            "type": string("Kind of secret, such as Opaque or kubernetes.io/tls."),
+            "type": string("Kind of secret, such as Opaque or kubernetes.io/tls.", default="Opaque"),
         }, gvk=("", "v1", "Secret")),
         c + "ServiceAccount": obj("An identity for processes in pods.", {
             **top,
@@ -1195,7 +1197,7 @@ def _apps() -> dict[str, Schema]:
     a, c, m = APPS, CORE, META
     selector = ref(m + "LabelSelector", "Labels of the pods it manages; must match the template.")
     template = ref(c + "PodTemplateSpec", "Pods it creates.", default={})
-    history = integer("Old revisions kept for rollback.")
+    history = integer("Old revisions kept for rollback.", default=10)
     min_ready = integer("Seconds a new pod must be ready to count as available.")
     return {
         a + "Deployment": _workload("Deployment", "Declarative rolling updates of replicated pods.",
@@ -1207,7 +1209,7 @@ def _apps() -> dict[str, Schema]:
             "minReadySeconds": min_ready, "revisionHistoryLimit": history,
             "paused": boolean("Stop rolling out template changes."),
             "progressDeadlineSeconds": integer("Seconds without progress before the rollout is reported as "
-                                               "failed."),
+                                               "failed.", default=600),
         }, ["selector", "template"]),
         a + "DeploymentStrategy": obj("How a deployment replaces pods.", {
             "type": string("RollingUpdate or Recreate.", enum=["Recreate", "RollingUpdate"]),
@@ -1279,7 +1281,7 @@ def _apps() -> dict[str, Schema]:
             "volumeClaimTemplates": refs(c + "PersistentVolumeClaim", "Claims created for every pod.",
                                          list_type="atomic"),
             "serviceName": string("Headless service that gives the pods DNS names."),
-            "podManagementPolicy": string("OrderedReady or Parallel."),
+            "podManagementPolicy": string("OrderedReady or Parallel.", default="OrderedReady"),
             "updateStrategy": ref(a + "StatefulSetUpdateStrategy", "How pods are replaced.", default={}),
             "revisionHistoryLimit": history, "minReadySeconds": min_ready,
             "persistentVolumeClaimRetentionPolicy": ref(
@@ -1332,14 +1334,14 @@ def _batch() -> dict[str, Schema]:
             "activeDeadlineSeconds": integer("Seconds the job may run before it is failed.", "int64"),
             "podFailurePolicy": ref(b + "PodFailurePolicy", "How pod failures are counted."),
             "successPolicy": ref(b + "SuccessPolicy", "When an indexed job counts as succeeded."),
-            "backoffLimit": integer("Retries before the job fails."),
+            "backoffLimit": integer("Retries before the job fails.", default=6),
             "backoffLimitPerIndex": integer("Retries per index of an indexed job."),
             "maxFailedIndexes": integer("Failed indexes before the job fails."),
             "selector": ref(m + "LabelSelector", "Labels of the job's pods; generated by default."),
             "manualSelector": boolean("Use the given selector instead of a generated one."),
             "template": ref(c + "PodTemplateSpec", "Pods it creates.", default={}),
             "ttlSecondsAfterFinished": integer("Seconds after finishing before the job is deleted."),
-            "completionMode": string("NonIndexed or Indexed."),
+            "completionMode": string("NonIndexed or Indexed.", default="NonIndexed"),
             "suspend": boolean("Hold off creating pods."),
             "podReplacementPolicy": string("TerminatingOrFailed or Failed."),
             "managedBy": string("Controller responsible for the job."),
@@ -1388,11 +1390,12 @@ def _batch() -> dict[str, Schema]:
             "schedule": string("Cron schedule, such as */5 * * * *.", default=""),
             "timeZone": string("Time zone of the schedule; the controller's when empty."),
             "startingDeadlineSeconds": integer("Seconds a missed run may still start.", "int64"),
-            "concurrencyPolicy": string("Allow, Forbid or Replace.", enum=["Allow", "Forbid", "Replace"]),
+            "concurrencyPolicy": string("Allow, Forbid or Replace.", enum=["Allow", "Forbid", "Replace"],
+                                        default="Allow"),
             "suspend": boolean("Hold off new runs."),
             "jobTemplate": ref(b + "JobTemplateSpec", "Jobs it creates.", default={}),
-            "successfulJobsHistoryLimit": integer("Finished successful jobs kept."),
-            "failedJobsHistoryLimit": integer("Failed jobs kept."),
+            "successfulJobsHistoryLimit": integer("Finished successful jobs kept.", default=3),
+            "failedJobsHistoryLimit": integer("Failed jobs kept.", default=1),
         }, ["schedule", "jobTemplate"]),
         b + "JobTemplateSpec": obj("A job description used by a cron job.", {
             "metadata": _METADATA, "spec": ref(b + "JobSpec", "Desired state of the jobs.", default={}),
@@ -1435,7 +1438,8 @@ def _discovery_coordination() -> dict[str, Schema]:
         d + "ForZone": obj("A zone.", {"name": string("Zone name.", default="")}, ["name"]),
         d + "ForNode": obj("A node.", {"name": string("Node name.", default="")}, ["name"]),
         d + "EndpointPort": obj("One port of an endpoint slice.", {
-            "name": string("Name of the matching service port."), "protocol": string("TCP, UDP or SCTP."),
+            "name": string("Name of the matching service port."),
+            "protocol": string("TCP, UDP or SCTP.", default="TCP"),
             "port": integer("Port number."), "appProtocol": string("Application protocol."),
         }, atomic=True),
         co + "Lease": obj("A time-limited claim, used for leader election and node heartbeats.", {
