@@ -262,3 +262,35 @@ def fill_defaults(rt: ResourceType, obj: dict[str, Any]) -> None:
     name = definition_name(rt)
     if name in definitions():
         _fill(_root(name), obj)
+
+
+@dataclass(frozen=True)
+class ListSemantics:
+    """How a list merges, from the schema's upstream annotations."""
+
+    list_type: str  # "atomic", "set" or "map"
+    map_keys: tuple[str, ...]
+    merge_key: str  # strategic-merge-patch key, "" if none
+    strategy: str  # "merge", "merge,retainKeys", "replace"... "" if none
+
+
+def list_semantics(rt: ResourceType, path: list[str] | tuple[str, ...]) -> ListSemantics | None:
+    """The merge annotations of the list at `path` (field names only, list indexes left out), such as
+    `("spec", "template", "spec", "containers", "ports")`; None when the path is not a known list."""
+    name = definition_name(rt)
+    if name not in definitions():
+        return None
+    node: _Node | None = _root(name)
+    for key in path:
+        while node is not None and node.shape in ("array", "map"):
+            node = node.child
+        if node is None or node.shape != "object" or key not in node.props:
+            return None
+        node = node.props[key]
+    if node is None or node.shape != "array":
+        return None
+    schema = node.schema
+    return ListSemantics(str(schema.get("x-kubernetes-list-type", "")),
+                         tuple(schema.get("x-kubernetes-list-map-keys", ())),
+                         str(schema.get("x-kubernetes-patch-merge-key", "")),
+                         str(schema.get("x-kubernetes-patch-strategy", "")))

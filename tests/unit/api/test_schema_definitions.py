@@ -115,3 +115,20 @@ def test_required_fields_and_list_map_keys_are_declared() -> None:
                 assert key in item["properties"], f"{name}.{field} keyed by undeclared {key}"
             merge_key = prop.get("x-kubernetes-patch-merge-key")
             assert merge_key is None or merge_key in item["properties"], f"{name}.{field}"
+
+
+def test_list_semantics_by_path() -> None:
+    from controlplane.api.resources import DEPLOYMENTS, NODES, PODS, SERVICES
+    from controlplane.api.schema.check import list_semantics
+
+    ports = list_semantics(DEPLOYMENTS, ("spec", "template", "spec", "containers", "ports"))
+    assert ports is not None and ports.merge_key == "containerPort"
+    assert ports.map_keys == ("containerPort", "protocol") and ports.list_type == "map"
+    svc_ports = list_semantics(SERVICES, ["spec", "ports"])
+    assert svc_ports is not None and svc_ports.merge_key == "port"
+    volumes = list_semantics(PODS, ["spec", "volumes"])
+    assert volumes is not None and volumes.strategy == "merge,retainKeys"
+    taints = list_semantics(NODES, ["spec", "taints"])
+    assert taints is not None and taints.list_type == "atomic" and taints.merge_key == ""
+    assert list_semantics(PODS, ["spec", "nodeName"]) is None
+    assert list_semantics(PODS, ["spec", "nope"]) is None
