@@ -3,9 +3,12 @@
 The bridge lives in the host namespace so that the host's `kubectl` reaches
 the API server on the bridge address, but nothing routes from the lab to the
 outside: the host does not forward (the lab never touches `ip_forward` there),
-and node namespaces have no default route. Each node gets `unreachable` routes
-for the cluster's pod and service CIDRs (DESIGN.md §5), so a packet for a
-cluster address that no rule claims is refused on the node.
+and node namespaces have no default route. Each node gets an `unreachable`
+route for the cluster's pod CIDR (DESIGN.md §5; the agents' per-node routes are
+more specific), and the service CIDR as a `local` route on `lo`: a node's own
+connection to a ClusterIP must get past routing to reach the proxy's OUTPUT
+DNAT (an `unreachable` route fails it before netfilter sees it), and a service
+address that no rule claims is then delivered locally and refused at once.
 
 Interfaces are created under names derived from the lab's name, checked to be
 ours before anything is reused or deleted, and the node side of each veth is
@@ -138,9 +141,13 @@ def add_node(net: LabNetwork, node: str, index: int) -> str:
         with contextlib.suppress(NetlinkError):
             ns.addr("add", index=eth0, address=node_ip, prefixlen=net.prefixlen)
         ns.link("set", index=eth0, state="up")
-        for cidr in (net.cluster_cidr, net.service_cidr):
+        lo_index = ns.link_lookup(ifname="lo")[0]
+        for cidr, kind in ((net.cluster_cidr, "unreachable"), (net.service_cidr, "local")):
             try:
-                ns.route("add", dst=cidr, type="unreachable")
+                if kind == "local":
+                    ns.route("add", dst=cidr, type="local", oif=lo_index, table=255, scope=254, proto=4)
+                else:
+                    ns.route("add", dst=cidr, type=kind)
             except NetlinkError as exc:
                 if exc.code != errno.EEXIST:
                     raise

@@ -65,11 +65,14 @@ def test_nodes_reach_each_other_over_the_bridge(lab_net: LabNetwork) -> None:
 def test_cluster_addresses_are_refused_not_routed(lab_net: LabNetwork) -> None:
     routes = in_ns(lab_net, "n1", "ip", "route").stdout
     assert f"unreachable {lab_net.cluster_cidr}" in routes
-    assert f"unreachable {lab_net.service_cidr}" in routes
     assert "default" not in routes
-    result = in_ns(lab_net, "n1", sys.executable, "-c", CLIENT, "10.96.0.10", "80")
-    assert result.returncode != 0
-    assert "No route to host" in result.stderr or "unreachable" in result.stderr.lower()
+    local = in_ns(lab_net, "n1", "ip", "route", "show", "table", "local").stdout
+    assert f"local {lab_net.service_cidr} dev lo" in local
+    pod_address = in_ns(lab_net, "n1", sys.executable, "-c", CLIENT, "10.244.7.7", "80")
+    assert pod_address.returncode != 0
+    assert "No route to host" in pod_address.stderr or "unreachable" in pod_address.stderr.lower()
+    service_address = in_ns(lab_net, "n1", sys.executable, "-c", CLIENT, "10.96.0.10", "80")
+    assert service_address.returncode != 0 and "Connection refused" in service_address.stderr
 
 
 def test_a_bridge_that_is_not_ours_is_never_adopted_or_removed(lab_net: LabNetwork) -> None:
