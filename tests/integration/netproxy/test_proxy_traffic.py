@@ -9,8 +9,11 @@ test_proxy_ipvs.py).
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 
+import psutil
 import pytest
 from proxy_lab import (
     BACKENDS,
@@ -192,3 +195,34 @@ def test_nodeport_addresses_limit_where_node_ports_answer(node_lab: Lab, mode: t
     assert names(node_lab.request(NODE_IP, 30025, count=3)) == {"b1"}
     # the node's pod-bridge address is not in --nodeport-addresses: nothing there answers
     assert node_lab.request(BRIDGE_IP, 30025, count=2, ns=node_lab.backend("b2")) == ["refused"] * 2
+
+
+def test_sigkill_mid_sync_then_restart_leaves_exactly_the_wanted_rules(
+        node_lab: Lab, mode: tuple[str, str | None]) -> None:
+    kind, _variant = mode
+    bulk = [service(f"bulk{i}", f"10.96.{1 + i // 250}.{i % 250 + 1}") for i in range(600)]
+    slices = [endpoint_slice(f"bulk{i}", {"b1": "node1"}) for i in range(600)]
+    first = node_lab.start_proxy(*mode)
+    assert first.proc.stdin is not None
+    first.proc.stdin.write(json.dumps({"services": bulk, "endpointSlices": slices}) + "\n")
+    first.proc.stdin.flush()
+    # wait until the kernel update is under way (the restore or nft child runs), then SIGKILL the proxy
+    proxy = psutil.Process(first.proc.pid)
+    writers = ("iptables", "xtables", "nft")
+    deadline = time.monotonic() + 30
+    while not any(c.name().startswith(writers) for c in proxy.children(recursive=True)):
+        assert time.monotonic() < deadline, "the proxy never started writing rules"
+        time.sleep(0.005)
+    first.stop()
+    keep = service("keep", "10.96.0.30")
+    second = node_lab.start_proxy(*mode)
+    second.apply([keep], [endpoint_slice("keep", {"b1": "node1"})])
+    after = node_lab.ruleset(*mode)
+    assert "10.96.0.30" in after
+    assert "10.96.1." not in after and "10.96.2." not in after and "10.96.3." not in after, \
+        "nothing of the killed sync survives the restart"
+    assert names(node_lab.request("10.96.0.30", 80, count=3)) == {"b1"}
+    if kind == "iptables":
+        for jump in JUMP_RULES:
+            assert after.count(jump.saved_form() + "\n") == 1, jump
+    second.stop()
