@@ -12,10 +12,9 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from cri import api_pb2
 from cri.client import ImageClient
 from cri.errors import CRIError
-
-from cri import api_pb2
 
 BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0

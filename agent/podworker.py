@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from cri.errors import CRIError
 
 from agent import containerspec as cs
 from agent import podstatus
@@ -36,6 +35,7 @@ from controlplane.api.errors import StatusError
 from controlplane.client import Client
 from controlplane.client.events import EventRecorder
 from cri import api_pb2
+from cri.errors import CRIError
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -15,10 +15,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from cri import api_pb2
 from cri.client import ImageClient, RuntimeClient
 from cri.errors import NotFoundError
-
-from cri import api_pb2
 
 # Labels and annotations that tie runtime objects to API objects (upstream's names).
 POD_NAME = "io.kubernetes.pod.name"

@@ -18,12 +18,12 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from cri.errors import CRIError
 
 from agent.logs import stream
 from agent.runtime import RUNNING, PodRuntime, Runtime
 from controlplane.client.certs import cert_pem, covers_ips, issue_cert, make_ca, write_key
 from controlplane.client.streams import proxy_upgrade
+from cri.errors import CRIError
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]

@@ -8,7 +8,7 @@ PY=.venv/bin/python
 stage() { printf '\n=== %s ===\n' "$1"; }
 
 stage "lint: ruff"
-.venv/bin/ruff check .
+.venv/bin/ruff check --no-cache .
 stage "lint: mypy"
 # Type-check every top-level package that has code (components land one by one).
 packages=()
