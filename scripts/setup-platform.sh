@@ -72,11 +72,13 @@ fi
 pushed=0
 while read -r name_tag digest; do
     name=${name_tag%%:*}
+    tag=${name_tag##*:}
     have=$(curl -fsI -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-        "$registry_url/v2/$name/manifests/1" 2>/dev/null | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}' || true)
+        "$registry_url/v2/$name/manifests/$tag" 2>/dev/null | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}' || true)
     if [ "$have" != "$digest" ]; then
-        skopeo copy --quiet --dest-tls-verify=false "oci:$STATE/images/$name:1" "docker://${REGISTRY_ADDR/0.0.0.0/127.0.0.1}/$name:1"
+        skopeo copy --quiet --dest-tls-verify=false "oci:$STATE/images/$name-$tag:$tag" \
+            "docker://${REGISTRY_ADDR/0.0.0.0/127.0.0.1}/$name:$tag"
         pushed=$((pushed + 1))
     fi
 done < "$STATE/images/digests.txt"
-echo "setup-platform: images pyk8s.local/{pause,busybox,web}:1 served at $registry_url ($pushed pushed now)"
+echo "setup-platform: images pyk8s.local/{pause:1,busybox:1,web:1,web:2} served at $registry_url ($pushed pushed now)"

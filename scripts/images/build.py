@@ -8,6 +8,7 @@ digests, so a rebuild changes nothing):
     pyk8s.local/pause:1    sleeps until SIGTERM/SIGINT, then exits 0 (the sandbox image)
     pyk8s.local/busybox:1  busybox with every applet linked, command `sh`
     pyk8s.local/web:1      answers every HTTP request on :8080 with its host name
+    pyk8s.local/web:2      the same, reporting `X-Web-Version: 2` (a second tag for rolling updates)
 
 Usage: build.py OUT_DIR  ->  OUT_DIR/<name>/ is an OCI layout with the tag "1".
 """
@@ -38,8 +39,9 @@ while IFS= read -r line; do
     [ -z "$first" ] && first=$line && echo "$first" >&2
 done
 body="$(hostname)"
-printf 'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n%s\\n' \\
-    "$((${#body} + 1))" "$body"
+version=$(cat /etc/web-version 2>/dev/null || echo 1)
+printf 'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nX-Web-Version: %s\\r\\nContent-Length: %d\\r\\nConnection: close\\r\\n\\r\\n%s\\n' \\
+    "$version" "$((${#body} + 1))" "$body"
 """
 WEB_CMD = ["/usr/bin/nc", "-ll", "-p", "8080", "-e", "/bin/respond"]
 
@@ -88,7 +90,8 @@ def _blob(layout: Path, data: bytes) -> tuple[str, int]:
     return f"sha256:{digest}", len(data)
 
 
-def write_image(layout: Path, layer: bytes, cmd: list[str], exposed: dict[str, dict[str, str]] | None = None) -> str:
+def write_image(layout: Path, layer: bytes, cmd: list[str], exposed: dict[str, dict[str, str]] | None = None,
+                tag: str = TAG) -> str:
     if layout.exists():
         shutil.rmtree(layout)
     layout.mkdir(parents=True)
@@ -110,24 +113,28 @@ def write_image(layout: Path, layer: bytes, cmd: list[str], exposed: dict[str, d
     manifest_digest, manifest_size = _blob(layout, json.dumps(manifest, sort_keys=True).encode())
     index = {"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
-        "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": TAG}}]}
+        "size": manifest_size, "annotations": {"org.opencontainers.image.ref.name": tag}}]}
     (layout / "index.json").write_text(json.dumps(index, sort_keys=True))
     (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
     return manifest_digest
 
 
 def build_all(out: Path) -> dict[str, str]:
+    """Every image as `name:tag` -> manifest digest; each one an OCI layout in `out/<name>-<tag>`."""
     base = rootfs_layer({})
     web = rootfs_layer({"bin/respond": (WEB_RESPONDER.encode(), 0o755)})
+    # web:2 differs only in what it reports (X-Web-Version: 2): a second tag for rolling updates
+    web2 = rootfs_layer({"bin/respond": (WEB_RESPONDER.encode(), 0o755), "etc/web-version": (b"2\n", 0o644)})
     return {
-        "pause": write_image(out / "pause", base, PAUSE_CMD),
-        "busybox": write_image(out / "busybox", base, ["sh"]),
-        "web": write_image(out / "web", web, WEB_CMD, {"8080/tcp": {}}),
+        "pause:1": write_image(out / "pause-1", base, PAUSE_CMD),
+        "busybox:1": write_image(out / "busybox-1", base, ["sh"]),
+        "web:1": write_image(out / "web-1", web, WEB_CMD, {"8080/tcp": {}}),
+        "web:2": write_image(out / "web-2", web2, WEB_CMD, {"8080/tcp": {}}, tag="2"),
     }
 
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: build.py OUT_DIR")
-    for name, digest in build_all(Path(sys.argv[1])).items():
-        print(f"{name}:{TAG} {digest}")
+    for name_tag, digest in build_all(Path(sys.argv[1])).items():
+        print(f"{name_tag} {digest}")

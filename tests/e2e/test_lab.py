@@ -258,3 +258,54 @@ def test_node_failure_moves_pods_and_endpoints(lab: LabState) -> None:
     answers = {fetch(lab, "node1", f"http://{cluster_ip}/") for _ in range(20)}
     assert not (answers & on_node2), "no request reaches the dead node's pods"
     assert None not in answers
+
+
+def test_kubectl_workflow_in_a_namespace(lab: LabState) -> None:
+    """What a user does day to day: create, expose, set image, undo, scale, delete a pod, delete it all."""
+    ns = ["-n", "flows"]
+    kubectl(lab, "create", "namespace", "flows")
+    kubectl(lab, *ns, "create", "deployment", "web", "--image=pyk8s.local/web:1", "--replicas=3", "--port=8080")
+    kubectl(lab, *ns, "expose", "deployment", "web", "--port=80", "--target-port=8080")
+    kubectl(lab, *ns, "rollout", "status", "deployment/web", "--timeout=180s")
+    cluster_ip = kubectl(lab, *ns, "get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
+
+    def version_served(expected: str) -> bool:
+        answer = in_node(lab, "node1", "wget", "-S", "-q", "-T", "3", "-O", "-", f"http://{cluster_ip}/")
+        return answer.returncode == 0 and f"X-Web-Version: {expected}" in answer.stderr
+
+    def images() -> set[str]:
+        live = [p for p in json.loads(kubectl(lab, *ns, "get", "pods", "-o", "json"))["items"]
+                if not p["metadata"].get("deletionTimestamp")]
+        return {c["image"] for p in live for c in p["spec"]["containers"]}
+
+    poll(lambda: version_served("1"), timeout=60, interval=0.2)
+    kubectl(lab, *ns, "set", "image", "deployment/web", "web=pyk8s.local/web:2")
+    kubectl(lab, *ns, "rollout", "status", "deployment/web", "--timeout=180s")
+    poll(lambda: images() == {"pyk8s.local/web:2"}, timeout=60)
+    poll(lambda: all(version_served("2") for _ in range(5)), timeout=60, interval=0.2)
+    assert "2 " in kubectl(lab, *ns, "rollout", "history", "deployment/web")
+
+    kubectl(lab, *ns, "rollout", "undo", "deployment/web")
+    kubectl(lab, *ns, "rollout", "status", "deployment/web", "--timeout=180s")
+    poll(lambda: images() == {"pyk8s.local/web:1"}, timeout=60)
+    poll(lambda: all(version_served("1") for _ in range(5)), timeout=60, interval=0.2)
+
+    kubectl(lab, *ns, "scale", "deployment/web", "--replicas=5")
+    poll(lambda: kubectl(lab, *ns, "get", "deployment", "web", "-o", "jsonpath={.status.readyReplicas}") == "5")
+    kubectl(lab, *ns, "scale", "deployment/web", "--replicas=2")
+    poll(lambda: len(pods_in(lab, "flows")) == 2, timeout=90)
+
+    victim = sorted(pods_in(lab, "flows"))[0]
+    kubectl(lab, *ns, "delete", "pod", victim, "--wait=false")
+    poll(lambda: victim not in pods_in(lab, "flows") and len(pods_in(lab, "flows")) == 2
+         and kubectl(lab, *ns, "get", "deployment", "web", "-o", "jsonpath={.status.readyReplicas}") == "2",
+         timeout=90)
+
+    kubectl(lab, "delete", "namespace", "flows", "--timeout=120s")
+    poll(lambda: "flows" not in kubectl(lab, "get", "namespaces", "-o", "name"), timeout=120)
+    assert kubectl(lab, "get", "pods", "-A", "-o", "name", "--field-selector", "metadata.namespace=flows") == ""
+
+
+def pods_in(state: LabState, namespace: str) -> set[str]:
+    items = json.loads(kubectl(state, "-n", namespace, "get", "pods", "-o", "json"))["items"]
+    return {p["metadata"]["name"] for p in items if not p["metadata"].get("deletionTimestamp")}

@@ -30,11 +30,12 @@ def test_builds_are_reproducible_oci_layouts(tmp_path: Path) -> None:
     build = builder()
     first = build.build_all(tmp_path / "a")
     second = build.build_all(tmp_path / "b")
-    assert first == second and set(first) == {"pause", "busybox", "web"}
-    index = json.loads((tmp_path / "a" / "web" / "index.json").read_text())
+    assert first == second and set(first) == {"pause:1", "busybox:1", "web:1", "web:2"}
+    assert first["web:1"] != first["web:2"]
+    index = json.loads((tmp_path / "a" / "web-1" / "index.json").read_text())
     assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "1"
     if shutil.which("umoci"):
-        listed = subprocess.run(["umoci", "ls", "--layout", str(tmp_path / "a" / "web")], capture_output=True,
+        listed = subprocess.run(["umoci", "ls", "--layout", str(tmp_path / "a" / "web-1")], capture_output=True,
                                 text=True, check=True)
         assert listed.stdout.split() == ["1"]
 
