@@ -77,8 +77,12 @@ def container_status(spec: Obj, history: list[Container], view: PodView, *, init
     if latest is not None and latest.state == RUNNING:
         probes = view.probes.get(name)
         status["state"] = {"running": {"startedAt": rfc3339_ns(latest.started_at)}}
-        status["started"] = probes.is_started if probes and probes.container_id == latest.id else True
-        status["ready"] = (probes.ready if probes and probes.container_id == latest.id else True) and not init
+        if probes is not None and probes.container_id == latest.id:
+            status["started"], ready = probes.is_started, probes.ready
+        else:  # probes not yet running for this instance: only a container without them counts as such
+            status["started"] = not spec.get("startupProbe")
+            ready = not spec.get("startupProbe") and not spec.get("readinessProbe")
+        status["ready"] = ready and not init
     elif latest is not None and latest.state == EXITED:
         status["state"] = {"terminated": _terminated(latest, termination_messages.get(latest.id, ""))}
     else:

@@ -268,3 +268,36 @@ async def test_containerd_restart_is_survived(node_env: NodeEnv) -> None:
     await node_env.wait_pod("after", running)
     again = await node_env.wait_pod("survivor", running)
     assert container_state(again, "c")["containerID"] == container_id
+
+
+async def test_security_context_and_resources_reach_the_container(node_env: NodeEnv) -> None:
+    script = ("echo uid=$(id -u) gid=$(id -g); touch /rootfs-write 2>/dev/null && echo rw || echo ro; "
+              "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; "
+              "sleep 3600")
+    container = sh("c", script, securityContext={"runAsUser": 1234, "runAsGroup": 2345,
+                                                 "readOnlyRootFilesystem": True},
+                   resources={"limits": {"memory": "64Mi", "cpu": "250m"}})
+    await create(node_env, pod("secure", [container]))
+    found = await node_env.wait_pod("secure", running)
+    assert found["status"]["qosClass"] == "Guaranteed"  # requests default to the limits
+    await eventually(lambda: _logs_contain(node_env, "secure", "c", "uid=1234 gid=2345\nro\n67108864"),
+                     timeout=20)
+
+
+async def test_http_tcp_and_startup_probes(node_env: NodeEnv) -> None:
+    web = {"name": "web", "image": WEB, "ports": [{"name": "http", "containerPort": 8080}],
+           "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1},
+           "livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+           "startupProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1, "failureThreshold": 30}}
+    await create(node_env, pod("probed", [web]))
+    found = await node_env.wait_pod("probed", lambda p: container_state(p, "web").get("ready") is True)
+    state = container_state(found, "web")
+    assert state["started"] is True and state["restartCount"] == 0
+    # a startup probe that never succeeds gets the container killed and restarted, like liveness
+    never = sh("c", "sleep 3600", startupProbe={"exec": {"command": ["false"]}, "periodSeconds": 1,
+                                                "failureThreshold": 2})
+    await create(node_env, pod("nostart", [never]))
+    stuck = await node_env.wait_pod("nostart", lambda p: container_state(p, "c").get("restartCount", 0) >= 1
+                                    and "running" in container_state(p, "c").get("state", {}))
+    assert container_state(stuck, "c")["started"] is False and container_state(stuck, "c")["ready"] is False
+    assert any("Startup probe failed" in e["message"] for e in await node_env.events("nostart"))
