@@ -2,7 +2,10 @@
 # Installs the Debian components a pyk8s node and its tests use, idempotently:
 # apt is asked only for packages that are missing (and `apt-get update` runs only
 # then), so a machine that has everything succeeds with no registry reachable.
+# `--packages-only` stops after the packages (a worker VM pulls images from elsewhere).
 set -euo pipefail
+PACKAGES_ONLY=0
+[ "${1:-}" = "--packages-only" ] && PACKAGES_ONLY=1
 
 PACKAGES=(
     containerd runc containernetworking-plugins iptables nftables ipvsadm conntrack ipset
@@ -39,6 +42,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     done
 fi
 echo "setup-platform: ${#PACKAGES[@]} packages present (${#missing[@]} installed now)"
+[ "$PACKAGES_ONLY" = 1 ] && exit 0
 
 # --- test images and the local registry -------------------------------------------------
 # Images are built from busybox-static (scripts/images/build.py, reproducible digests) and

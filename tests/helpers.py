@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 
 
@@ -21,3 +22,12 @@ async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float
         if loop.time() > deadline:
             raise AssertionError(f"condition not reached within {timeout} s")
         await asyncio.sleep(interval)
+
+
+def poll(check: Callable[[], bool], timeout: float = 120.0, interval: float = 1.0) -> None:
+    """The blocking form of `eventually`, for tests that drive subprocesses."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {timeout} s")
+        time.sleep(interval)

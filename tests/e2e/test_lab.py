@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import pytest
 
 from lab import cluster
 from lab.cluster import LabState
+from tests.helpers import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 # Node failure is noticed after the grace period; pods without their own toleration move after the second.
@@ -75,14 +76,6 @@ def in_node(state: LabState, node: str, *argv: str) -> subprocess.CompletedProce
 def fetch(state: LabState, node: str, url: str) -> str | None:
     answer = in_node(state, node, "wget", "-q", "-T", "3", "-O", "-", url)
     return answer.stdout.strip() if answer.returncode == 0 else None
-
-
-def poll(check: Callable[[], bool], timeout: float = 120.0, interval: float = 1.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached within {timeout} s")
-        time.sleep(interval)
 
 
 def pods(state: LabState, selector: str) -> list[dict[str, Any]]:
