@@ -1,378 +1,547 @@
-"""Scheduling plugins: small filters and scorers over one node's view of the cluster.
+"""Scheduling plugins and the framework that runs them over the cache.
 
-A filter answers "can this pod go on this node?" with None or the upstream
-reason string that ends up, counted per node, in the pod's Unschedulable
-condition ("0/3 nodes are available: 2 Insufficient cpu, ..."). A scorer ranks
-the nodes that passed every filter from 0 to 100.
+A plugin is a name plus small functions, each optional:
+
+- `pre_filter(pod, cluster)`: what its filter needs, computed once per pod
+  (topology counts, say), or SKIP when the filter has nothing to check;
+- `filter(state, pod, node)`: None, or the upstream reason string(s) that end
+  up, counted per node, in the Unschedulable condition ("0/3 nodes are
+  available: 2 Insufficient cpu, ...");
+- `pre_score(pod, cluster, feasible)`: the same for scoring, or SKIP;
+- `score(state, pod, nodes)`: a raw number for each feasible node (one pass over
+  the list: cheaper in Python than a call per node);
+- `normalize(state, nodes, scores)`: the raw scores of all feasible nodes
+  mapped to 0..100, where upstream normalizes; without it the score already is.
+
+The total of a node is the sum of weight x score; the highest total wins.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from controlplane.api.quantity import milli, whole
-from controlplane.api.selectors import LabelSelector, Requirement
+from controlplane.scheduler.cache import (
+    AffinityTerm,
+    Cluster,
+    NodeInfo,
+    Obj,
+    PodInfo,
+    SpreadConstraint,
+    pod_requests,
+    untolerated,
+)
 
-Obj = dict[str, Any]
+__all__ = ["PLUGINS", "Cluster", "NodeInfo", "PodInfo", "filter_node", "find_feasible", "node_affinity",
+           "nodes_to_find", "pod_requests", "score_nodes", "select_host", "unschedulable_message",
+           "untolerated_taint"]
+
 MAX_SCORE = 100
-DEFAULT_MILLI_CPU_REQUEST = 100  # upstream's non-zero defaults for scoring only
-DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
+HOSTNAME = "kubernetes.io/hostname"
+HARD_POD_AFFINITY_WEIGHT = 1  # upstream's hardPodAffinityWeight default
+SKIP: Any = object()  # what a pre_filter / pre_score returns when its plugin has nothing to do
 
 
-def pod_requests(pod: Obj) -> dict[str, int]:
-    """Effective requests: max(sum of containers, largest init container), per resource."""
-    spec = pod.get("spec") or {}
-
-    def of(c: Obj) -> dict[str, int]:
-        req = (c.get("resources") or {}).get("requests") or {}
-        return {"cpu": milli(req.get("cpu", 0)), "memory": whole(req.get("memory", 0)),
-                "ephemeral-storage": whole(req.get("ephemeral-storage", 0))}
-
-    total = {"cpu": 0, "memory": 0, "ephemeral-storage": 0}
-    for c in spec.get("containers") or []:
-        for k, v in of(c).items():
-            total[k] += v
-    for c in spec.get("initContainers") or []:
-        for k, v in of(c).items():
-            total[k] = max(total[k], v)
-    return total
+@dataclass(frozen=True)
+class Plugin:
+    name: str
+    filter: Callable[[Any, PodInfo, NodeInfo], str | list[str] | None] | None = None
+    pre_filter: Callable[[PodInfo, Cluster], Any] | None = None
+    score: Callable[[Any, PodInfo, list[NodeInfo]], list[float]] | None = None
+    pre_score: Callable[[PodInfo, Cluster, list[NodeInfo]], Any] | None = None
+    normalize: Callable[[Any, list[NodeInfo], list[float]], list[float]] | None = None
+    weight: int = 1
 
 
-@dataclass
-class NodeInfo:
-    node: Obj
-    pods: list[Obj] = field(default_factory=list)
-    # The whole cluster (this node included), for plugins that reason about topology
-    # domains: inter-pod affinity and topology spread.
-    view: ClusterView | None = field(default=None, repr=False)
+# ------------------------------------------------------------------------ node filters
 
-    def peers(self) -> list[NodeInfo]:
-        return self.view.infos if self.view is not None else [self]
-
-    @property
-    def name(self) -> str:
-        return str(self.node["metadata"]["name"])
-
-    @property
-    def labels(self) -> dict[str, str]:
-        return dict(self.node["metadata"].get("labels") or {})
-
-    # Each value is computed once per scheduling cycle: filters and scores ask repeatedly.
-    @functools.cached_property
-    def _allocatable(self) -> dict[str, int]:
-        alloc = (self.node.get("status") or {}).get("allocatable") or {}
-        return {"cpu": milli(alloc.get("cpu", 0)), "memory": whole(alloc.get("memory", 0)),
-                "ephemeral-storage": whole(alloc.get("ephemeral-storage", 0)),
-                "pods": int(whole(alloc.get("pods", 0)))}
-
-    def allocatable(self) -> dict[str, int]:
-        return self._allocatable
-
-    @functools.cached_property
-    def _requested(self) -> dict[str, int]:
-        total = {"cpu": 0, "memory": 0, "ephemeral-storage": 0}
-        for pod in self.pods:
-            for k, v in pod_requests(pod).items():
-                total[k] += v
-        return total
-
-    def requested(self) -> dict[str, int]:
-        return self._requested
-
-    @functools.cached_property
-    def _used_host_ports(self) -> set[tuple[str, str, int]]:
-        return {hp for pod in self.pods for hp in host_ports(pod)}
-
-    def used_host_ports(self) -> set[tuple[str, str, int]]:
-        return self._used_host_ports
+UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 
 
-class ClusterView:
-    """One scheduling cycle's view of every node; what is derived from it is computed once."""
-
-    def __init__(self, infos: list[NodeInfo]) -> None:
-        self.infos = infos
-        for info in infos:
-            info.view = self
-
-    @functools.cached_property
-    def anti_affinity(self) -> list[tuple[NodeInfo, Obj, Obj]]:
-        """(node, pod, term) for every placed pod with a required anti-affinity term."""
-        return [(info, existing, term) for info in self.infos for existing in info.pods
-                for term in _required(existing, "podAntiAffinity")]
+def pre_filter_unschedulable(pod: PodInfo, _cluster: Cluster) -> Any:
+    return SKIP if untolerated(pod.tolerations, [UNSCHEDULABLE_TAINT]) is None else None
 
 
-def host_ports(pod: Obj) -> set[tuple[str, str, int]]:
-    ports = set()
-    for c in (pod.get("spec") or {}).get("containers") or []:
-        for p in c.get("ports") or []:
-            if p.get("hostPort"):
-                ports.add((p.get("hostIP") or "0.0.0.0", p.get("protocol", "TCP"), int(p["hostPort"])))
-    return ports
+def node_unschedulable(_state: Any, _pod: PodInfo, node: NodeInfo) -> str | None:
+    return "node(s) were unschedulable" if node.unschedulable else None
 
 
-# ------------------------------------------------------------------------------- filters
+def pre_filter_node_name(pod: PodInfo, _cluster: Cluster) -> Any:
+    return None if pod.node_name else SKIP
 
-def node_unschedulable(pod: Obj, info: NodeInfo) -> str | None:
-    if not (info.node.get("spec") or {}).get("unschedulable"):
+
+def node_name(_state: Any, pod: PodInfo, node: NodeInfo) -> str | None:
+    return None if pod.node_name == node.name else "node(s) didn't match the requested node name"
+
+
+def node_ready(_state: Any, pod: PodInfo, node: NodeInfo) -> str | None:
+    """A node whose Ready condition is not True, as the not-ready/unreachable taints would say."""
+    taint = node.readiness_taint
+    if taint is None or untolerated(pod.tolerations, [taint]) is None:
         return None
-    for t in (pod.get("spec") or {}).get("tolerations") or []:
-        if t.get("key") == "node.kubernetes.io/unschedulable" and t.get("effect") in (None, "", "NoSchedule"):
-            return None
-    return "node(s) were unschedulable"
+    return f"node(s) had untolerated taint {{{taint['key']}: }}"
 
 
-def node_name(pod: Obj, info: NodeInfo) -> str | None:
-    wanted = (pod.get("spec") or {}).get("nodeName")
-    return None if not wanted or wanted == info.name else "node(s) didn't match the requested node name"
-
-
-def _term_matches(term: Obj, info: NodeInfo) -> bool:
-    requirements = []
-    for expr in term.get("matchExpressions") or []:
-        op = expr.get("operator")
-        values = tuple(str(v) for v in expr.get("values") or ())
-        if op in ("Gt", "Lt"):
-            value = info.labels.get(expr["key"])
-            try:
-                if value is None or not (int(value) > int(values[0]) if op == "Gt" else int(value) < int(values[0])):
-                    return False
-            except (ValueError, IndexError):
-                return False
-            continue
-        requirements.append(Requirement(expr["key"], op, values))
-    for expr in term.get("matchFields") or []:
-        if expr.get("key") == "metadata.name":
-            inside = info.name in (expr.get("values") or [])
-            if inside != (expr.get("operator") == "In"):
-                return False
-    return LabelSelector(tuple(requirements)).matches(info.labels)
-
-
-def node_affinity(pod: Obj, info: NodeInfo) -> str | None:
-    spec = pod.get("spec") or {}
-    selector = spec.get("nodeSelector") or {}
-    if any(info.labels.get(k) != v for k, v in selector.items()):
-        return "node(s) didn't match Pod's node affinity/selector"
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
-    terms = required.get("nodeSelectorTerms") or []
-    if terms and not any(_term_matches(t, info) for t in terms):
-        return "node(s) didn't match Pod's node affinity/selector"
-    return None
-
-
-def resources_fit(pod: Obj, info: NodeInfo) -> list[str] | None:
-    """All the resources that do not fit (upstream reports each one)."""
-    alloc, used, want = info.allocatable(), info.requested(), pod_requests(pod)
-    reasons = []
-    if len(info.pods) + 1 > alloc["pods"]:
-        reasons.append("Too many pods")
-    for name in ("cpu", "memory", "ephemeral-storage"):
-        if want[name] and used[name] + want[name] > alloc[name]:
-            reasons.append(f"Insufficient {name}")
-    return reasons or None
-
-
-def _tolerates(toleration: Obj, taint: Obj) -> bool:
-    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
-        return False
-    op = toleration.get("operator", "Equal")
-    if op == "Exists":
-        return not toleration.get("key") or toleration["key"] == taint.get("key")
-    return toleration.get("key") == taint.get("key") and toleration.get("value", "") == taint.get("value", "")
-
-
-def untolerated_taint(pod: Obj, info: NodeInfo, effects: tuple[str, ...] = ("NoSchedule", "NoExecute")
-                      ) -> Obj | None:
-    tolerations = (pod.get("spec") or {}).get("tolerations") or []
-    for taint in (info.node.get("spec") or {}).get("taints") or []:
-        if taint.get("effect") in effects and not any(_tolerates(t, taint) for t in tolerations):
-            return dict(taint)
-    return None
-
-
-def taint_toleration(pod: Obj, info: NodeInfo) -> str | None:
-    taint = untolerated_taint(pod, info)
+def taint_toleration(_state: Any, pod: PodInfo, node: NodeInfo) -> str | None:
+    if not node.hard_taints:
+        return None
+    taint = untolerated(pod.tolerations, node.hard_taints)
     if taint is None:
         return None
     return f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value', '')}}}"
 
 
-def node_ready(pod: Obj, info: NodeInfo) -> str | None:
-    """A node whose Ready condition is not True, as the not-ready/unreachable taints would say."""
-    for cond in (info.node.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            if cond.get("status") == "True":
-                return None
-            key = "node.kubernetes.io/unreachable" if cond.get("status") == "Unknown" else \
-                "node.kubernetes.io/not-ready"
-            fake = {"key": key, "effect": "NoSchedule"}
-            tolerated = any(_tolerates(t, fake) for t in (pod.get("spec") or {}).get("tolerations") or [])
-            return None if tolerated else f"node(s) had untolerated taint {{{key}: }}"
-    return "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
+def node_affinity_matches(pod: PodInfo, node: NodeInfo) -> bool:
+    labels = node.labels
+    if any(labels.get(k) != v for k, v in pod.node_selector.items()):
+        return False
+    terms = pod.required_node_terms
+    return not terms or any(t.matches(node.name, labels) for t in terms)
 
 
-def node_ports(pod: Obj, info: NodeInfo) -> str | None:
-    wanted = host_ports(pod)
-    if not wanted:
-        return None
-    used = info.used_host_ports()
-    for ip, proto, port in wanted:
-        for uip, uproto, uport in used:
+def pre_filter_node_affinity(pod: PodInfo, _cluster: Cluster) -> Any:
+    return None if pod.node_selector or pod.required_node_terms else SKIP
+
+
+def filter_node_affinity(_state: Any, pod: PodInfo, node: NodeInfo) -> str | None:
+    return None if node_affinity_matches(pod, node) else "node(s) didn't match Pod's node affinity/selector"
+
+
+def pre_filter_node_ports(pod: PodInfo, _cluster: Cluster) -> Any:
+    return None if pod.host_ports else SKIP
+
+
+def node_ports(_state: Any, pod: PodInfo, node: NodeInfo) -> str | None:
+    for ip, proto, port in pod.host_ports:
+        for uip, uproto, uport in node.ports:
             if port == uport and proto == uproto and (ip == uip or "0.0.0.0" in (ip, uip)):
                 return "node(s) didn't have free ports for the requested pod ports"
     return None
 
 
-def _term_selector(term: Obj) -> LabelSelector:
-    from controlplane.api.selectors import selector_from_spec
-
-    return selector_from_spec(term.get("labelSelector") or {})
-
-
-def _term_namespaces(term: Obj, pod: Obj) -> set[str]:
-    return set(term.get("namespaces") or [pod["metadata"].get("namespace", "default")])
-
-
-def _matching_in_domain(term: Obj, owner: Obj, info: NodeInfo) -> bool:
-    """Is there a pod matching `term` (from `owner`'s view) in `info`'s topology domain?"""
-    key = term.get("topologyKey", "")
-    domain = info.labels.get(key)
-    if domain is None:
-        return False
-    selector, namespaces = _term_selector(term), _term_namespaces(term, owner)
-    return any(peer.labels.get(key) == domain and any(
-        p["metadata"].get("namespace") in namespaces and selector.matches(p["metadata"].get("labels"))
-        for p in peer.pods) for peer in info.peers())
+def resources_fit(_state: Any, pod: PodInfo, node: NodeInfo) -> list[str] | None:
+    """All the resources that do not fit (upstream reports each one)."""
+    too_many = len(node.pods) + 1 > node.alloc_pods
+    cpu = bool(pod.cpu) and node.cpu + pod.cpu > node.alloc_cpu
+    memory = bool(pod.memory) and node.memory + pod.memory > node.alloc_memory
+    storage = bool(pod.storage) and node.storage + pod.storage > node.alloc_storage
+    if not (too_many or cpu or memory or storage):
+        return None
+    return [reason for failed, reason in ((too_many, "Too many pods"), (cpu, "Insufficient cpu"),
+                                          (memory, "Insufficient memory"),
+                                          (storage, "Insufficient ephemeral-storage")) if failed]
 
 
-def _required(pod: Obj, kind: str) -> list[Obj]:
-    section = ((pod.get("spec") or {}).get("affinity") or {}).get(kind) or {}
-    return list(section.get("requiredDuringSchedulingIgnoredDuringExecution") or [])
+# ------------------------------------------------------------------- inter-pod affinity
+
+Domain = tuple[str, str]  # (topology key, value)
 
 
-def inter_pod_affinity(pod: Obj, info: NodeInfo) -> str | None:
-    for term in _required(pod, "podAffinity"):
-        if not _matching_in_domain(term, pod, info):
-            # The first pod of a group may land anywhere if it matches its own term.
-            anywhere = any(_matching_in_domain(term, pod, peer) for peer in info.peers())
-            itself = _term_selector(term).matches(pod["metadata"].get("labels")) and \
-                pod["metadata"].get("namespace") in _term_namespaces(term, pod)
-            if anywhere or not itself:
-                return "node(s) didn't match pod affinity rules"
-    for term in _required(pod, "podAntiAffinity"):
-        if _matching_in_domain(term, pod, info):
+def _domain(node: NodeInfo, key: str) -> Domain | None:
+    value = node.labels.get(key)
+    return None if value is None else (key, value)
+
+
+@dataclass
+class AffinityFilterState:
+    existing_anti: Counter[Domain]  # domains where a placed pod's required anti-affinity selects this pod
+    affinity: Counter[Domain]  # domains holding pods that match all of this pod's affinity terms
+    anti: Counter[Domain]  # domains holding pods this pod's anti-affinity terms select
+    first_of_group: bool  # nothing matches the affinity terms anywhere, and the pod matches them itself
+
+
+def _existing_anti_affinity(pod: PodInfo, cluster: Cluster) -> Counter[Domain]:
+    counts: Counter[Domain] = Counter()
+    for node in cluster.with_required_anti_affinity():
+        for other in node.pods.values():
+            for term in other.required_anti_affinity:
+                domain = _domain(node, term.topology_key)
+                if domain is not None and term.matches(pod):
+                    counts[domain] += 1
+    return counts
+
+
+def _incoming_counts(pod: PodInfo, cluster: Cluster) -> tuple[Counter[Domain], Counter[Domain]]:
+    affinity: Counter[Domain] = Counter()
+    anti: Counter[Domain] = Counter()
+    for node in cluster:
+        for other in node.pods.values():
+            if pod.required_affinity and all(t.matches(other) for t in pod.required_affinity):
+                for term in pod.required_affinity:
+                    if (domain := _domain(node, term.topology_key)) is not None:
+                        affinity[domain] += 1
+            for term in pod.required_anti_affinity:
+                if term.matches(other) and (domain := _domain(node, term.topology_key)) is not None:
+                    anti[domain] += 1
+    return affinity, anti
+
+
+def pre_filter_inter_pod_affinity(pod: PodInfo, cluster: Cluster) -> Any:
+    existing = _existing_anti_affinity(pod, cluster)
+    if not (existing or pod.required_affinity or pod.required_anti_affinity):
+        return SKIP
+    affinity, anti = _incoming_counts(pod, cluster) if pod.required_affinity or pod.required_anti_affinity \
+        else (Counter(), Counter())
+    first = not affinity and all(t.matches(pod) for t in pod.required_affinity)
+    return AffinityFilterState(existing, affinity, anti, first)
+
+
+def _satisfies_affinity(state: AffinityFilterState, pod: PodInfo, node: NodeInfo) -> bool:
+    found = True
+    for term in pod.required_affinity:
+        domain = _domain(node, term.topology_key)
+        if domain is None:
+            return False  # every topology key of the terms must be on the node
+        if state.affinity[domain] <= 0:
+            found = False
+    return found or state.first_of_group
+
+
+def inter_pod_affinity(state: AffinityFilterState, pod: PodInfo, node: NodeInfo) -> str | None:
+    if not _satisfies_affinity(state, pod, node):
+        return "node(s) didn't match pod affinity rules"
+    for term in pod.required_anti_affinity:
+        domain = _domain(node, term.topology_key)
+        if domain is not None and state.anti[domain] > 0:
             return "node(s) didn't match pod anti-affinity rules"
-    labels = pod["metadata"].get("labels")
-    guards = info.view.anti_affinity if info.view is not None else [
-        (info, existing, term) for existing in info.pods for term in _required(existing, "podAntiAffinity")]
-    for peer, existing, term in guards:
-        key = term.get("topologyKey", "")
-        if info.labels.get(key) is not None and info.labels.get(key) == peer.labels.get(key) and \
-                pod["metadata"].get("namespace") in _term_namespaces(term, existing) and \
-                _term_selector(term).matches(labels):
+    for (key, value) in state.existing_anti:
+        if node.labels.get(key) == value:
             return "node(s) didn't satisfy existing pods anti-affinity rules"
     return None
 
 
-def topology_spread(pod: Obj, info: NodeInfo) -> str | None:
-    for constraint in (pod.get("spec") or {}).get("topologySpreadConstraints") or []:
-        if constraint.get("whenUnsatisfiable", "DoNotSchedule") != "DoNotSchedule":
+def _add_term_score(scores: dict[str, Counter[str]], term: AffinityTerm, target: PodInfo, node: NodeInfo,
+                    weight: int) -> None:
+    value = node.labels.get(term.topology_key)
+    if value is not None and term.matches(target):
+        scores.setdefault(term.topology_key, Counter())[value] += weight
+
+
+def _score_existing_pod(scores: dict[str, Counter[str]], pod: PodInfo, other: PodInfo, node: NodeInfo) -> None:
+    """What one placed pod adds to (or takes from) its topology domains for the incoming pod."""
+    for term in pod.preferred_affinity:
+        _add_term_score(scores, term, other, node, term.weight)
+    for term in pod.preferred_anti_affinity:
+        _add_term_score(scores, term, other, node, -term.weight)
+    for term in other.required_affinity:
+        _add_term_score(scores, term, pod, node, HARD_POD_AFFINITY_WEIGHT)
+    for term in other.preferred_affinity:
+        _add_term_score(scores, term, pod, node, term.weight)
+    for term in other.preferred_anti_affinity:
+        _add_term_score(scores, term, pod, node, -term.weight)
+
+
+def pre_score_inter_pod_affinity(pod: PodInfo, cluster: Cluster, _feasible: list[NodeInfo]) -> Any:
+    """Weights per topology domain: the incoming pod's preferred terms over every placed pod, and
+    placed pods' required/preferred affinity and preferred anti-affinity terms that select it."""
+    every_pod = bool(pod.preferred_affinity or pod.preferred_anti_affinity)
+    nodes = list(cluster) if every_pod else cluster.with_affinity()
+    if not nodes:
+        return SKIP
+    scores: dict[str, Counter[str]] = {}
+    for node in nodes:
+        if not node.labels:
             continue
-        key = constraint.get("topologyKey", "")
-        if key not in info.labels:
+        for other in node.pods.values():
+            if every_pod or other.has_affinity:
+                _score_existing_pod(scores, pod, other, node)
+    return scores
+
+
+def inter_pod_affinity_score(scores: dict[str, Counter[str]], _pod: PodInfo, nodes: list[NodeInfo]) -> list[float]:
+    return [float(sum(by_value[node.labels[key]] for key, by_value in scores.items() if key in node.labels))
+            for node in nodes]
+
+
+def normalize_min_max(scores_by_domain: dict[str, Counter[str]], _nodes: list[NodeInfo],
+                      scores: list[float]) -> list[float]:
+    """Upstream's InterPodAffinity normalization: the lowest maps to 0, the highest to 100."""
+    if not scores_by_domain or not scores:
+        return scores
+    low, high = min(scores), max(scores)
+    if high == low:
+        return [0.0] * len(scores)
+    return [float(int(MAX_SCORE * (s - low) / (high - low))) for s in scores]
+
+
+# ---------------------------------------------------------------- pod topology spread
+
+def _matching(node: NodeInfo, constraint: SpreadConstraint, namespace: str) -> int:
+    """Pods on `node` the constraint counts: same namespace, selected, not terminating."""
+    return sum(1 for p in node.pods.values()
+               if p.namespace == namespace and not p.terminating and constraint.selector.matches(p.labels))
+
+
+def _has_keys(node: NodeInfo, constraints: Sequence[SpreadConstraint]) -> bool:
+    return all(c.topology_key in node.labels for c in constraints)
+
+
+@dataclass
+class SpreadFilterState:
+    constraints: list[SpreadConstraint]
+    counts: list[Counter[str]]  # per constraint: topology value -> matching pods
+    minimum: list[int]
+    self_match: list[int]
+
+
+def pre_filter_topology_spread(pod: PodInfo, cluster: Cluster) -> Any:
+    hard = [c for c in pod.spread_constraints if c.hard]
+    if not hard:
+        return SKIP
+    counts: list[Counter[str]] = [Counter() for _ in hard]
+    for node in cluster:
+        if not _has_keys(node, hard) or not node_affinity_matches(pod, node):
+            continue
+        for i, c in enumerate(hard):
+            counts[i][node.labels[c.topology_key]] += _matching(node, c, pod.namespace)
+    minimum = [min(cnt.values()) if cnt else 0 for cnt in counts]
+    return SpreadFilterState(hard, counts, minimum, [int(c.selector.matches(pod.labels)) for c in hard])
+
+
+def topology_spread(state: SpreadFilterState, pod: PodInfo, node: NodeInfo) -> str | None:
+    for i, c in enumerate(state.constraints):
+        value = node.labels.get(c.topology_key)
+        if value is None:
             return "node(s) didn't match pod topology spread constraints (missing required label)"
-        selector = _term_selector(constraint)
-        namespace = pod["metadata"].get("namespace")
-        counts: dict[str, int] = {}
-        for peer in info.peers():
-            if key in peer.labels and node_affinity(pod, peer) is None:
-                counts.setdefault(peer.labels[key], 0)
-                counts[peer.labels[key]] += sum(1 for p in peer.pods if p["metadata"].get("namespace") == namespace
-                                                and selector.matches(p["metadata"].get("labels")))
-        minimum = min(counts.values()) if counts else 0
-        if counts.get(info.labels[key], 0) + 1 - minimum > int(constraint.get("maxSkew", 1)):
+        if state.counts[i][value] + state.self_match[i] - state.minimum[i] > c.max_skew:
             return "node(s) didn't match pod topology spread constraints"
     return None
 
 
-Filter = Callable[[Obj, NodeInfo], "str | list[str] | None"]
-FILTERS: tuple[tuple[str, Filter], ...] = (
-    ("NodeUnschedulable", node_unschedulable), ("NodeName", node_name), ("NodeReady", node_ready),
-    ("TaintToleration", taint_toleration), ("NodeAffinity", node_affinity), ("NodePorts", node_ports),
-    ("NodeResourcesFit", resources_fit), ("InterPodAffinity", inter_pod_affinity),
-    ("PodTopologySpread", topology_spread),
+@dataclass
+class SpreadScoreState:
+    constraints: list[SpreadConstraint]
+    ignored: set[str]  # feasible nodes missing a topology key: scored 0
+    counts: list[Counter[str]]  # per constraint (not hostname): value -> matching pods
+    weights: list[float]  # per constraint: log(number of domains + 2)
+
+
+def pre_score_topology_spread(pod: PodInfo, cluster: Cluster, feasible: list[NodeInfo]) -> Any:
+    soft = [c for c in pod.spread_constraints if not c.hard]
+    if not soft:
+        return SKIP
+    ignored = {n.name for n in feasible if not _has_keys(n, soft)}
+    domains: list[set[str]] = [set() for _ in soft]
+    for node in feasible:
+        if node.name not in ignored:
+            for i, c in enumerate(soft):
+                if c.topology_key != HOSTNAME:
+                    domains[i].add(node.labels[c.topology_key])
+    counts: list[Counter[str]] = [Counter() for _ in soft]
+    for node in cluster:  # every node the pod could go to counts, not only the feasible ones
+        if not _has_keys(node, soft) or not node_affinity_matches(pod, node):
+            continue
+        for i, c in enumerate(soft):
+            value = node.labels[c.topology_key]
+            if c.topology_key != HOSTNAME and value in domains[i]:
+                counts[i][value] += _matching(node, c, pod.namespace)
+    sizes = [len(feasible) - len(ignored) if c.topology_key == HOSTNAME else len(domains[i])
+             for i, c in enumerate(soft)]
+    return SpreadScoreState(soft, ignored, counts, [math.log(size + 2) for size in sizes])
+
+
+def topology_spread_score(state: SpreadScoreState, pod: PodInfo, nodes: list[NodeInfo]) -> list[float]:
+    return [_spread_score(state, pod, node) for node in nodes]
+
+
+def _spread_score(state: SpreadScoreState, pod: PodInfo, node: NodeInfo) -> float:
+    if node.name in state.ignored:
+        return 0.0
+    total = 0.0
+    for i, c in enumerate(state.constraints):
+        value = node.labels[c.topology_key]
+        count = _matching(node, c, pod.namespace) if c.topology_key == HOSTNAME else state.counts[i][value]
+        total += count * state.weights[i] + (c.max_skew - 1)
+    return float(round(total))
+
+
+def normalize_topology_spread(state: SpreadScoreState, nodes: list[NodeInfo], scores: list[float]) -> list[float]:
+    """Fewer matching pods score higher: (max + min - score) / max; ignored nodes get 0."""
+    counted = [s for n, s in zip(nodes, scores, strict=True) if n.name not in state.ignored]
+    if not counted:
+        return [0.0] * len(scores)
+    low, high = int(min(counted)), int(max(counted))
+    return [0.0 if n.name in state.ignored else
+            float(MAX_SCORE if high == 0 else MAX_SCORE * (high + low - int(s)) // high)
+            for n, s in zip(nodes, scores, strict=True)]
+
+
+# ------------------------------------------------------------------------ other scores
+
+def normalize_default(_state: Any, _nodes: list[NodeInfo], scores: list[float]) -> list[float]:
+    """Upstream's default normalization: the highest raw score maps to 100."""
+    high = max(scores, default=0)
+    return scores if high <= 0 else [float(MAX_SCORE * s // high) for s in scores]
+
+
+def normalize_reverse(_state: Any, _nodes: list[NodeInfo], scores: list[float]) -> list[float]:
+    """The same, reversed: the highest raw count maps to 0, none to 100."""
+    high = max(scores, default=0)
+    if high <= 0:
+        return [float(MAX_SCORE)] * len(scores)
+    return [float(MAX_SCORE - MAX_SCORE * s // high) for s in scores]
+
+
+def _fractions(pod: PodInfo, nodes: list[NodeInfo]) -> list[tuple[float, float]]:
+    """(cpu, memory) each node would have in use with the pod, as fractions of allocatable (at most 1)."""
+    cpu, mem = pod.nonzero_cpu, pod.nonzero_memory
+    return [(min((n.nonzero_cpu + cpu) / (n.alloc_cpu or 1), 1.0), min((n.nonzero_memory + mem) / (n.alloc_memory or 1),
+                                                                      1.0)) for n in nodes]
+
+
+def least_allocated(_state: Any, pod: PodInfo, nodes: list[NodeInfo]) -> list[float]:
+    return [MAX_SCORE * ((1 - cpu) + (1 - mem)) / 2 for cpu, mem in _fractions(pod, nodes)]
+
+
+def balanced_allocation(_state: Any, pod: PodInfo, nodes: list[NodeInfo]) -> list[float]:
+    return [MAX_SCORE * (1 - abs(cpu - mem)) for cpu, mem in _fractions(pod, nodes)]
+
+
+def pre_score_node_affinity(pod: PodInfo, _cluster: Cluster, _feasible: list[NodeInfo]) -> Any:
+    return None if pod.preferred_node_terms else SKIP
+
+
+def preferred_node_affinity(_state: Any, pod: PodInfo, nodes: list[NodeInfo]) -> list[float]:
+    return [float(sum(weight for weight, term in pod.preferred_node_terms if term.matches(node.name, node.labels)))
+            for node in nodes]
+
+
+def pre_score_taints(_pod: PodInfo, _cluster: Cluster, feasible: list[NodeInfo]) -> Any:
+    return None if any(n.soft_taints for n in feasible) else SKIP
+
+
+def prefer_no_schedule(_state: Any, pod: PodInfo, nodes: list[NodeInfo]) -> list[float]:
+    """How many PreferNoSchedule taints the pod does not tolerate (fewer is better)."""
+    tolerations = [t for t in pod.tolerations if t.get("effect") in (None, "", "PreferNoSchedule")]
+    return [float(sum(1 for taint in node.soft_taints if untolerated(tolerations, [taint]) is not None))
+            for node in nodes]
+
+
+def pre_score_owner(pod: PodInfo, _cluster: Cluster, _feasible: list[NodeInfo]) -> Any:
+    return SKIP if pod.owner_uid is None else pod.owner_uid
+
+
+def same_owner(owner: str, _pod: PodInfo, nodes: list[NodeInfo]) -> list[float]:
+    """Pods of the same controller on each node (fewer is better: upstream's default spreading)."""
+    return [float(node.owners.get(owner, 0)) for node in nodes]
+
+
+# ------------------------------------------------------------------------ the framework
+
+PLUGINS: tuple[Plugin, ...] = (
+    # Filters run in this order; the first that fails decides the node's reason.
+    Plugin("NodeUnschedulable", filter=node_unschedulable, pre_filter=pre_filter_unschedulable),
+    Plugin("NodeName", filter=node_name, pre_filter=pre_filter_node_name),
+    Plugin("NodeReady", filter=node_ready),
+    Plugin("TaintToleration", filter=taint_toleration, score=prefer_no_schedule, pre_score=pre_score_taints,
+           normalize=normalize_reverse, weight=3),
+    Plugin("NodeAffinity", filter=filter_node_affinity, pre_filter=pre_filter_node_affinity, score=preferred_node_affinity,
+           pre_score=pre_score_node_affinity, normalize=normalize_default, weight=2),
+    Plugin("NodePorts", filter=node_ports, pre_filter=pre_filter_node_ports),
+    Plugin("NodeResourcesFit", filter=resources_fit, score=least_allocated),
+    Plugin("InterPodAffinity", filter=inter_pod_affinity, pre_filter=pre_filter_inter_pod_affinity,
+           score=inter_pod_affinity_score, pre_score=pre_score_inter_pod_affinity, normalize=normalize_min_max,
+           weight=2),
+    Plugin("PodTopologySpread", filter=topology_spread, pre_filter=pre_filter_topology_spread,
+           score=topology_spread_score, pre_score=pre_score_topology_spread, normalize=normalize_topology_spread,
+           weight=2),
+    Plugin("NodeResourcesBalancedAllocation", score=balanced_allocation),
+    Plugin("SelectorSpread", score=same_owner, pre_score=pre_score_owner, normalize=normalize_reverse, weight=2),
 )
 
+Check = tuple[Callable[[Any, PodInfo, NodeInfo], "str | list[str] | None"], Any]
 
-def filter_node(pod: Obj, info: NodeInfo) -> list[str]:
+
+def prepare_filters(pod: PodInfo, cluster: Cluster, plugins: Sequence[Plugin] = PLUGINS) -> list[Check]:
+    """The filters that apply to this pod, each with its pre-computed state."""
+    checks = []
+    for plugin in plugins:
+        if plugin.filter is None:
+            continue
+        state = plugin.pre_filter(pod, cluster) if plugin.pre_filter is not None else None
+        if state is not SKIP:
+            checks.append((plugin.filter, state))
+    return checks
+
+
+def run_filters(checks: list[Check], pod: PodInfo, node: NodeInfo) -> list[str]:
     """Reasons this node cannot take the pod (empty: it can). The first failing plugin decides."""
-    for _name, check in FILTERS:
-        result = check(pod, info)
-        if result:
-            return result if isinstance(result, list) else [result]
+    for check, state in checks:
+        why = check(state, pod, node)
+        if why:
+            return why if isinstance(why, list) else [why]
     return []
 
 
-# ------------------------------------------------------------------------------- scores
-
-def _fractions(pod: Obj, info: NodeInfo) -> tuple[float, float]:
-    alloc, used, want = info.allocatable(), info.requested(), pod_requests(pod)
-    cpu = (used["cpu"] + (want["cpu"] or DEFAULT_MILLI_CPU_REQUEST)) / max(alloc["cpu"], 1)
-    mem = (used["memory"] + (want["memory"] or DEFAULT_MEMORY_REQUEST)) / max(alloc["memory"], 1)
-    return min(cpu, 1.0), min(mem, 1.0)
+def as_pod_info(pod: Obj | PodInfo) -> PodInfo:
+    return pod if isinstance(pod, PodInfo) else PodInfo(pod)
 
 
-def least_allocated(pod: Obj, info: NodeInfo) -> float:
-    cpu, mem = _fractions(pod, info)
-    return MAX_SCORE * ((1 - cpu) + (1 - mem)) / 2
+def filter_node(pod: Obj | PodInfo, node: NodeInfo, cluster: Cluster | None = None) -> list[str]:
+    """One node's verdict (for tests and tools; the loop uses find_feasible)."""
+    info = as_pod_info(pod)
+    return run_filters(prepare_filters(info, cluster or Cluster.of([node])), info, node)
 
 
-def balanced_allocation(pod: Obj, info: NodeInfo) -> float:
-    cpu, mem = _fractions(pod, info)
-    return MAX_SCORE * (1 - abs(cpu - mem))
+def find_feasible(pod: PodInfo, cluster: Cluster, start: int, enough: int
+                  ) -> tuple[list[NodeInfo], dict[str, int], int]:
+    """Walk the nodes from `start` (wrapping) until `enough` fit: (feasible, reason counts, nodes checked)."""
+    checks = prepare_filters(pod, cluster)
+    nodes = cluster.order
+    total = len(nodes)
+    feasible: list[NodeInfo] = []
+    reasons: Counter[str] = Counter()
+    checked = 0
+    for i in range(start, start + total):
+        checked += 1
+        node = nodes[i % total]
+        for check, state in checks:
+            why = check(state, pod, node)
+            if why:
+                if isinstance(why, list):
+                    reasons.update(why)
+                else:
+                    reasons[why] += 1
+                break
+        else:
+            feasible.append(node)
+            if len(feasible) >= enough:
+                break
+    return feasible, dict(reasons), checked
 
 
-def preferred_node_affinity(pod: Obj, info: NodeInfo) -> float:
-    preferred = ((((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {})
-                 .get("preferredDuringSchedulingIgnoredDuringExecution") or [])
-    total = sum(int(p.get("weight", 0)) for p in preferred)
-    if not total:
-        return 0.0
-    got = sum(int(p.get("weight", 0)) for p in preferred if _term_matches(p.get("preference") or {}, info))
-    return MAX_SCORE * got / total
+def score_nodes(pod: Obj | PodInfo, cluster: Cluster, nodes: list[NodeInfo],
+                plugins: Sequence[Plugin] = PLUGINS) -> list[float]:
+    """Weighted totals of every score plugin for `nodes` (the feasible ones), each normalized first."""
+    info = as_pod_info(pod)
+    totals = [0.0] * len(nodes)
+    for plugin in plugins:
+        if plugin.score is None:
+            continue
+        state = plugin.pre_score(info, cluster, nodes) if plugin.pre_score is not None else None
+        if state is SKIP:
+            continue
+        raw = plugin.score(state, info, nodes)
+        if plugin.normalize is not None:
+            raw = plugin.normalize(state, nodes, raw)
+        weight = plugin.weight
+        totals = [t + weight * s for t, s in zip(totals, raw, strict=True)]
+    return totals
 
 
-def prefer_no_schedule(pod: Obj, info: NodeInfo) -> float:
-    return 0.0 if untolerated_taint(pod, info, ("PreferNoSchedule",)) else float(MAX_SCORE)
-
-
-def spread_by_owner(pod: Obj, info: NodeInfo) -> float:
-    """Fewer pods of the same owner on a node score higher (upstream's default spreading)."""
-    owner = next((r.get("uid") for r in (pod.get("metadata") or {}).get("ownerReferences") or []
-                  if r.get("controller")), None)
-    if owner is None:
-        return float(MAX_SCORE)
-    same = sum(1 for p in info.pods for r in (p.get("metadata") or {}).get("ownerReferences") or []
-               if r.get("uid") == owner)
-    return MAX_SCORE / (1 + same)
-
-
-SCORERS: tuple[tuple[str, Callable[[Obj, NodeInfo], float], int], ...] = (
-    ("NodeResourcesLeastAllocated", least_allocated, 1),
-    ("NodeResourcesBalancedAllocation", balanced_allocation, 1),
-    ("NodeAffinity", preferred_node_affinity, 2),
-    ("TaintToleration", prefer_no_schedule, 1),
-    ("SelectorSpread", spread_by_owner, 2),
-)
-
-
-def score_node(pod: Obj, info: NodeInfo) -> float:
-    return sum(weight * fn(pod, info) for _name, fn, weight in SCORERS)
+def select_host(pod: Obj | PodInfo, cluster: Cluster, feasible: list[NodeInfo]) -> NodeInfo:
+    """The feasible node with the highest total (ties: the greater name, for determinism)."""
+    if len(feasible) == 1:
+        return feasible[0]
+    totals = score_nodes(pod, cluster, feasible)
+    best, best_score = feasible[0], totals[0]
+    for node, total in zip(feasible, totals, strict=True):
+        if total > best_score or (total == best_score and node.name > best.name):
+            best, best_score = node, total
+    return best
 
 
 def nodes_to_find(total: int, percentage: int = 0) -> int:
@@ -394,3 +563,17 @@ def unschedulable_message(total_nodes: int, reasons: dict[str, int]) -> str:
         head += ": " + ", ".join(parts)
     return (f"{head}. preemption: 0/{total_nodes} nodes are available: {total_nodes} Preemption is not "
             "helpful for scheduling.")
+
+
+# ------------------------------------------------ single-node checks on plain objects
+
+def node_affinity(pod: Obj, info: NodeInfo) -> str | None:
+    """NodeAffinity/nodeSelector of a pod object on one node (the DaemonSet controller asks too)."""
+    return filter_node_affinity(None, PodInfo(pod), info)
+
+
+def untolerated_taint(pod: Obj, info: NodeInfo, effects: tuple[str, ...] = ("NoSchedule", "NoExecute")
+                      ) -> Obj | None:
+    taints = [t for t in (info.node.get("spec") or {}).get("taints") or [] if t.get("effect") in effects]
+    taint = untolerated((pod.get("spec") or {}).get("tolerations") or [], taints)
+    return None if taint is None else dict(taint)

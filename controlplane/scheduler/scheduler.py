@@ -1,10 +1,13 @@
-"""The scheduler loop: one pending pod at a time, filter -> score -> bind.
+"""The scheduler loop: one pending pod at a time, filter -> score -> assume, then bind in the background.
 
-Pods and nodes come from informers. A bound pod is "assumed" on its node at
-once, so the next decision already counts it even before the watch shows the
-binding. A pod that fits nowhere gets `PodScheduled=False` with upstream's
-message and a FailedScheduling event, and waits until a node or pod changes
-(or a minute passes) before it is tried again.
+Pods and nodes come from informers and are folded into the scheduler's cache
+(`cache.Cluster`) as they change, so a decision reads running totals instead
+of re-summing pods. A placed pod is *assumed* on its node at once and its
+binding is posted by a task of its own (upstream's binding cycle): the loop
+goes on to the next pod without waiting for the API server, and a failed
+binding forgets the assumed pod and queues it again. A pod that fits nowhere
+gets `PodScheduled=False` with upstream's message and a FailedScheduling
+event, and waits until a node or pod changes (or a minute passes).
 """
 
 from __future__ import annotations
@@ -14,18 +17,11 @@ import logging
 from typing import Any
 
 from controlplane.api import meta, resources
-from controlplane.api.errors import StatusError
 from controlplane.client import Client, Informer
 from controlplane.client.events import EventRecorder
 from controlplane.controllers.base import Controller
-from controlplane.scheduler.plugins import (
-    ClusterView,
-    NodeInfo,
-    filter_node,
-    nodes_to_find,
-    score_node,
-    unschedulable_message,
-)
+from controlplane.scheduler.cache import TERMINAL, Cluster, PodInfo
+from controlplane.scheduler.plugins import find_feasible, nodes_to_find, select_host, unschedulable_message
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -37,7 +33,7 @@ def _pending(pod: Obj) -> bool:
     spec = pod.get("spec") or {}
     return (not spec.get("nodeName") and spec.get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME
             and not pod["metadata"].get("deletionTimestamp")
-            and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+            and (pod.get("status") or {}).get("phase") not in TERMINAL)
 
 
 class Scheduler(Controller):
@@ -49,101 +45,85 @@ class Scheduler(Controller):
         self.pods = Informer(client, resources.PODS)
         self.nodes = Informer(client, resources.NODES)
         self.events = EventRecorder(client, SCHEDULER_NAME)
+        self.cache = Cluster()
         self.unschedulable: set[str] = set()
-        self.assumed: dict[str, tuple[str, Obj]] = {}  # pod key -> (node, pod as bound)
         self._next_start = 0  # rotates where the search for feasible nodes begins
         self._binding: set[asyncio.Task[None]] = set()
-        # NodeInfos survive between cycles; a node is rebuilt only when it or its pods change.
-        self._infos: dict[str, NodeInfo] = {}
-        self._dirty: set[str] = set()
         self.informers = [self.nodes, self.pods]
-        self.pods.add_index("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
-        self.pods.add_handler(on_add=self._pod_changed, on_update=self._pod_updated, on_delete=self._pod_deleted)
-        self.nodes.add_handler(on_add=self._node_changed, on_update=lambda _o, n: self._node_changed(n),
-                               on_delete=self._node_changed)
+        self.pods.add_handler(on_add=self._pod_changed, on_update=lambda _old, new: self._pod_changed(new),
+                              on_delete=self._pod_deleted)
+        self.nodes.add_handler(on_add=self._node_changed, on_update=lambda _old, new: self._node_changed(new),
+                               on_delete=self._node_deleted)
+
+    # -- informer events -> cache and queue ---------------------------------------------
 
     def _node_changed(self, node: Obj) -> None:
-        self._dirty.add(node["metadata"]["name"])
+        self.cache.set_node(node)
         self._cluster_changed()
 
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        self._dirty.add((old.get("spec") or {}).get("nodeName") or "")
-        self._pod_changed(new)
+    def _node_deleted(self, node: Obj) -> None:
+        self.cache.remove_node(node["metadata"]["name"])
 
     def _pod_changed(self, pod: Obj) -> None:
-        self._dirty.add((pod.get("spec") or {}).get("nodeName") or "")
         key = meta.key_of(pod)
+        was_placed = key in self.cache.where
+        self.cache.update_pod(pod)
         if _pending(pod):
-            if key not in self.unschedulable:
+            if key not in self.unschedulable and not self.cache.is_assumed(key):
                 self.queue.add(key)
-        else:
-            self.unschedulable.discard(key)
-            if (pod.get("spec") or {}).get("nodeName"):
-                self.assumed.pop(key, None)  # the cache now shows the binding
+            return
+        self.unschedulable.discard(key)
+        if was_placed and key not in self.cache.where:
+            self._cluster_changed()  # a pod that finished frees its node
 
     def _pod_deleted(self, pod: Obj) -> None:
-        self._dirty.add((pod.get("spec") or {}).get("nodeName") or "")
         key = meta.key_of(pod)
-        self.assumed.pop(key, None)
+        self.cache.remove_pod(key)
         self.unschedulable.discard(key)
         self._cluster_changed()  # freed resources may fit a waiting pod
 
-    def _cluster_changed(self, *_: Obj) -> None:
+    def _cluster_changed(self) -> None:
         for key in list(self.unschedulable):
             self.unschedulable.discard(key)
             self.queue.add(key)
 
-    def node_infos(self) -> list[NodeInfo]:
-        nodes = {n["metadata"]["name"]: n for n in self.nodes.list()}
-        for name in [n for n in self._infos if n not in nodes]:
-            del self._infos[name]
-        assumed_by_node: dict[str, list[Obj]] = {}
-        for key, (node_name, pod) in self.assumed.items():
-            current = self.pods.get_by_key(key)
-            if current is not None and not (current.get("spec") or {}).get("nodeName"):
-                assumed_by_node.setdefault(node_name, []).append(pod)
-        for name, node in nodes.items():
-            if name in self._dirty or name not in self._infos:
-                pods = [p for p in self.pods.by_index("node", name)
-                        if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
-                self._infos[name] = NodeInfo(node, pods + assumed_by_node.get(name, []))
-        self._dirty.clear()
-        return ClusterView(list(self._infos.values())).infos
+    # -- the scheduling cycle -------------------------------------------------------------
 
     async def sync(self, key: str) -> float | None:
         """Schedule one pending pod (by key)."""
         pod = self.pods.get_by_key(key)
-        if pod is None or not _pending(pod) or key in self.assumed:
+        if pod is None or not _pending(pod) or self.cache.is_assumed(key):
             return None
-        infos = self.node_infos()
-        reasons: dict[str, int] = {}
-        feasible: list[NodeInfo] = []
-        enough = nodes_to_find(len(infos))
-        start = self._next_start % max(len(infos), 1)
-        checked = 0
-        for info in infos[start:] + infos[:start]:
-            if len(feasible) >= enough:
-                break
-            checked += 1
-            why = filter_node(pod, info)
-            if why:
-                for reason in why:
-                    reasons[reason] = reasons.get(reason, 0) + 1
-            else:
-                feasible.append(info)
-        if not feasible:
-            await self._unschedulable(pod, unschedulable_message(len(infos), reasons))
+        node, message = self.schedule(PodInfo(pod))
+        if node is None:
+            await self._unschedulable(pod, message)
             return None
-        self._next_start = start + checked
-        best = max(feasible, key=lambda info: (score_node(pod, info), info.name))
-        # Assume now, bind in the background (upstream's binding cycle): the next pod is
-        # scheduled against the assumed state without waiting for the API round trip.
-        self.assumed[key] = (best.name, {**pod, "spec": {**pod["spec"], "nodeName": best.name}})
-        self._dirty.add(best.name)
-        task = asyncio.create_task(self._bind(pod, best.name))
+        task = asyncio.create_task(self._bind(pod, node))
         self._binding.add(task)
         task.add_done_callback(self._binding.discard)
+        await asyncio.sleep(0)  # let bindings and the API server in this process move between pods
         return None
+
+    def schedule(self, pod: PodInfo) -> tuple[str | None, str]:
+        """The scheduling cycle: find feasible nodes, score them, assume the pod on the best one.
+        Returns (node, "") or (None, the Unschedulable message)."""
+        total = len(self.cache)
+        start = self._next_start % max(total, 1)
+        feasible, reasons, checked = find_feasible(pod, self.cache, start, nodes_to_find(total))
+        self._next_start = (start + checked) % max(total, 1)
+        if not feasible:
+            return None, unschedulable_message(total, reasons)
+        best = select_host(pod, self.cache, feasible)
+        self.cache.assume(pod, best.name)
+        return best.name, ""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await super().run(stop)
+        finally:
+            for task in list(self._binding):
+                task.cancel()
+            await asyncio.gather(*self._binding, return_exceptions=True)
 
     async def _bind(self, pod: Obj, node: str) -> None:
         md = pod["metadata"]
@@ -153,13 +133,16 @@ class Scheduler(Controller):
         key = meta.key_of(pod)
         try:
             await self.client.create_subresource(resources.PODS, md["name"], "binding", binding, md["namespace"])
-        except (StatusError, OSError) as exc:
+        except Exception as exc:  # any failure: the assumption must not outlive it
             log.info("binding %s to %s failed: %s; retrying", key, node, exc)
-            self.assumed.pop(key, None)
-            self._dirty.add(node)
+            self.cache.forget(key)
+            self._cluster_changed()  # what the pod was assumed to take is free again
             self.queue.add_rate_limited(key)
             return
-        await self.events.emit(pod, "Normal", "Scheduled", f"Successfully assigned {key} to {node}")
+        try:
+            await self.events.emit(pod, "Normal", "Scheduled", f"Successfully assigned {key} to {node}")
+        except Exception as exc:  # best effort, as the recorder itself is
+            log.debug("Scheduled event for %s not recorded: %s", key, exc)
 
     async def _unschedulable(self, pod: Obj, message: str) -> None:
         key = meta.key_of(pod)

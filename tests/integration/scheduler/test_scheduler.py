@@ -75,3 +75,81 @@ async def test_binds_spreads_and_retries_unschedulable(api_server: APIServer) ->
         finally:
             stop.set()
             await task
+
+
+async def _bound_to(client: Client, name: str) -> str | None:
+    return (await client.get(resources.PODS, name, "default"))["spec"].get("nodeName")
+
+
+async def _rejected(client: Client, name: str) -> bool:
+    conds = (await client.get(resources.PODS, name, "default"))["status"].get("conditions") or []
+    return any(c["type"] == "PodScheduled" and c["status"] == "False" for c in conds)
+
+
+async def test_failed_binding_forgets_the_assumed_pod_and_retries(api_server: APIServer) -> None:
+    stop = asyncio.Event()
+    async with Client.from_kubeconfig(api_server.admin_kubeconfig) as client:
+        await create_node(client, node("only", cpu="1"))
+        scheduler = Scheduler(client)
+        real_bind, failures = client.create_subresource, []
+
+        async def flaky_bind(*args: Any, **kwargs: Any) -> Any:
+            if not failures:
+                failures.append(args)
+                raise OSError("connection reset while binding")
+            return await real_bind(*args, **kwargs)
+
+        client.create_subresource = flaky_bind  # type: ignore[method-assign]
+        task = asyncio.create_task(scheduler.run(stop))
+        try:
+            await client.create(resources.PODS, pod("a", cpu="1"))
+
+            async def a_bound() -> bool:
+                return await _bound_to(client, "a") == "only"
+
+            await eventually(a_bound)
+            assert len(failures) == 1
+            info = scheduler.cache.nodes["only"]
+            assert (list(info.pods), info.cpu) == (["default/a"], 1000)  # counted once
+            assert not scheduler.cache.assumed
+            await client.create(resources.PODS, pod("b", cpu="1"))  # the node is full for real
+            await eventually(lambda: _rejected(client, "b"))
+        finally:
+            stop.set()
+            await task
+
+
+async def test_pod_deleted_while_binding_frees_its_node(api_server: APIServer) -> None:
+    stop = asyncio.Event()
+    async with Client.from_kubeconfig(api_server.admin_kubeconfig) as client:
+        await create_node(client, node("only", cpu="1"))
+        scheduler = Scheduler(client)
+        real_bind, deleted = client.create_subresource, []
+
+        async def delete_then_bind(rt: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+            if name == "doomed":
+                assert scheduler.cache.is_assumed("default/doomed")
+                await client.delete(resources.PODS, "doomed", "default")
+                deleted.append(name)
+            return await real_bind(rt, name, *args, **kwargs)
+
+        client.create_subresource = delete_then_bind  # type: ignore[method-assign]
+        task = asyncio.create_task(scheduler.run(stop))
+        try:
+            await client.create(resources.PODS, pod("doomed", cpu="1"))
+
+            async def gone() -> bool:
+                return bool(deleted) and "default/doomed" not in scheduler.cache.where and \
+                    not scheduler.cache.assumed
+
+            await eventually(gone)
+            assert scheduler.cache.nodes["only"].cpu == 0
+            await client.create(resources.PODS, pod("next", cpu="1"))  # fits: nothing leaked
+
+            async def next_bound() -> bool:
+                return await _bound_to(client, "next") == "only"
+
+            await eventually(next_bound)
+        finally:
+            stop.set()
+            await task

@@ -7,11 +7,14 @@ from typing import Any
 import pytest
 
 from controlplane.scheduler.plugins import (
-    ClusterView,
+    PLUGINS,
+    SKIP,
+    Cluster,
     NodeInfo,
+    PodInfo,
     filter_node,
-    least_allocated,
-    score_node,
+    score_nodes,
+    select_host,
     unschedulable_message,
 )
 
@@ -79,11 +82,13 @@ def test_filters(plugin: str, the_pod: dict[str, Any], the_node: dict[str, Any],
 
 def test_scores_prefer_emptier_and_preferred_nodes() -> None:
     busy, idle = NodeInfo(node("busy"), [pod("1500m", "3Gi")]), NodeInfo(node("idle"))
-    assert least_allocated(pod("100m"), idle) > least_allocated(pod("100m"), busy)
+    cluster = Cluster.of([busy, idle])
+    totals = score_nodes(pod("100m"), cluster, [busy, idle])
+    assert totals[1] > totals[0]
     preferring = pod(affinity={"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
         {"weight": 10, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}}]}})
     zone_a, zone_b = NodeInfo(node("a", labels={"zone": "a"})), NodeInfo(node("b", labels={"zone": "b"}))
-    assert score_node(preferring, zone_a) > score_node(preferring, zone_b)
+    assert select_host(preferring, Cluster.of([zone_a, zone_b]), [zone_a, zone_b]) is zone_a
 
 
 def test_unschedulable_message_is_upstreams() -> None:
@@ -94,12 +99,12 @@ def test_unschedulable_message_is_upstreams() -> None:
                        "available: 3 Preemption is not helpful for scheduling.")
 
 
-def zone_cluster(pods_by_node: dict[str, list[dict[str, Any]]]) -> dict[str, NodeInfo]:
+def zone_cluster(pods_by_node: dict[str, list[dict[str, Any]]]) -> tuple[Cluster, dict[str, NodeInfo]]:
+    """Three 2-CPU nodes: a1 and a2 in zone a, b1 in zone b."""
     zones = {"a1": "a", "a2": "a", "b1": "b"}
     infos = {n: NodeInfo(node(n, labels={"kubernetes.io/hostname": n, "zone": z}), pods_by_node.get(n, []))
              for n, z in zones.items()}
-    ClusterView(list(infos.values()))
-    return infos
+    return Cluster.of(infos.values()), infos
 
 
 def labelled(labels: dict[str, str], **spec: Any) -> dict[str, Any]:
@@ -111,30 +116,170 @@ def labelled(labels: dict[str, str], **spec: Any) -> dict[str, Any]:
 def test_pod_affinity_requires_a_matching_pod_in_the_zone() -> None:
     term = {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}
     web = labelled({"app": "web"}, affinity={"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}})
-    infos = zone_cluster({"a1": [labelled({"app": "db"})]})
-    assert filter_node(web, infos["a2"]) == []  # same zone as the db pod
-    assert filter_node(web, infos["b1"]) == ["node(s) didn't match pod affinity rules"]
+    cluster, infos = zone_cluster({"a1": [labelled({"app": "db"})]})
+    assert filter_node(web, infos["a2"], cluster) == []  # same zone as the db pod
+    assert filter_node(web, infos["b1"], cluster) == ["node(s) didn't match pod affinity rules"]
+    # The first pod of a group that selects itself may go anywhere.
+    alone, alone_infos = zone_cluster({})
+    first = labelled({"app": "db"}, affinity={"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}]}})
+    assert filter_node(first, alone_infos["b1"], alone) == []
+    assert filter_node(web, alone_infos["b1"], alone) == ["node(s) didn't match pod affinity rules"]
 
 
 def test_pod_anti_affinity_both_ways() -> None:
     term = {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}
     spread = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
-    infos = zone_cluster({"a1": [labelled({"app": "web"})]})
-    assert filter_node(labelled({"app": "web"}, affinity=spread), infos["a1"]) == [
+    cluster, infos = zone_cluster({"a1": [labelled({"app": "web"})]})
+    assert filter_node(labelled({"app": "web"}, affinity=spread), infos["a1"], cluster) == [
         "node(s) didn't match pod anti-affinity rules"]
-    assert filter_node(labelled({"app": "web"}, affinity=spread), infos["a2"]) == []
-    guarded = zone_cluster({"a1": [labelled({"app": "x"}, affinity=spread)]})
-    assert filter_node(labelled({"app": "web"}), guarded["a1"]) == [
+    assert filter_node(labelled({"app": "web"}, affinity=spread), infos["a2"], cluster) == []
+    guarded, guarded_infos = zone_cluster({"a1": [labelled({"app": "x"}, affinity=spread)]})
+    assert filter_node(labelled({"app": "web"}), guarded_infos["a1"], guarded) == [
         "node(s) didn't satisfy existing pods anti-affinity rules"]
+    assert filter_node(labelled({"app": "web"}), guarded_infos["a2"], guarded) == []
 
 
 def test_topology_spread_max_skew() -> None:
     constraint = {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
                   "labelSelector": {"matchLabels": {"app": "web"}}}
-    infos = zone_cluster({"a1": [labelled({"app": "web"})], "a2": [labelled({"app": "web"})]})
+    cluster, infos = zone_cluster({"a1": [labelled({"app": "web"})], "a2": [labelled({"app": "web"})]})
     incoming = labelled({"app": "web"}, topologySpreadConstraints=[constraint])
-    assert filter_node(incoming, infos["a1"]) == ["node(s) didn't match pod topology spread constraints"]
-    assert filter_node(incoming, infos["b1"]) == []
+    assert filter_node(incoming, infos["a1"], cluster) == ["node(s) didn't match pod topology spread constraints"]
+    assert filter_node(incoming, infos["b1"], cluster) == []
     bare = NodeInfo(node("nolabel"))
     assert filter_node(incoming, bare) == [
         "node(s) didn't match pod topology spread constraints (missing required label)"]
+
+
+# ------------------------------------------------------------------ score plugins
+# (case, incoming pod, pods placed per node of zone_cluster, node that must win, node that must not win)
+
+def soft_affinity(kind: str, app: str, key: str, weight: int = 100) -> dict[str, Any]:
+    term = {"labelSelector": {"matchLabels": {"app": app}}, "topologyKey": key}
+    return {kind: {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": weight, "podAffinityTerm": term}]}}
+
+
+def heavy(app: str = "other") -> dict[str, Any]:
+    return labelled({"app": app}, cpu="1")
+
+
+def soft_spread(key: str = "zone", app: str = "web") -> list[dict[str, Any]]:
+    return [{"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
+             "labelSelector": {"matchLabels": {"app": app}}}]
+
+
+def in_namespace(p: dict[str, Any], namespace: str) -> dict[str, Any]:
+    p["metadata"]["namespace"] = namespace
+    return p
+
+
+SCORE_CASES = [
+    # InterPodAffinity
+    ("IPA preferred affinity pulls to the db's zone over emptier nodes",
+     labelled({"app": "web"}, affinity=soft_affinity("podAffinity", "db", "zone")),
+     {"b1": [heavy("db")]}, "b1", None),
+    ("IPA preferred affinity ignores pods of another namespace",
+     labelled({"app": "web"}, affinity=soft_affinity("podAffinity", "db", "zone")),
+     {"b1": [in_namespace(heavy("db"), "other")]}, None, "b1"),
+    ("IPA preferred affinity by hostname prefers the very node",
+     labelled({"app": "web"}, affinity=soft_affinity("podAffinity", "db", "kubernetes.io/hostname")),
+     {"a1": [heavy("db")]}, "a1", None),
+    ("IPA preferred anti-affinity pushes out of the zone, even to a busier node",
+     labelled({"app": "web"}, affinity=soft_affinity("podAntiAffinity", "web", "zone")),
+     {"a1": [labelled({"app": "web"})], "b1": [heavy()]}, "b1", None),
+    ("IPA preferred anti-affinity to pods that are nowhere changes nothing",
+     labelled({"app": "web"}, affinity=soft_affinity("podAntiAffinity", "cache", "zone")),
+     {"a1": [labelled({"app": "web"})], "b1": [heavy()]}, "a2", "b1"),
+    ("IPA an existing pod's required affinity that selects the pod attracts it",
+     labelled({"app": "web"}),
+     {"b1": [labelled({"app": "sidecar"}, cpu="1", affinity={"podAffinity": {
+         "requiredDuringSchedulingIgnoredDuringExecution": [
+             {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}]}})]},
+     "b1", None),
+    ("IPA an existing pod's required affinity that does not select the pod changes nothing",
+     labelled({"app": "api"}),
+     {"b1": [labelled({"app": "sidecar"}, cpu="1", affinity={"podAffinity": {
+         "requiredDuringSchedulingIgnoredDuringExecution": [
+             {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}]}})]},
+     None, "b1"),
+    ("IPA an existing pod's preferred anti-affinity repels the pod from its emptier node",
+     labelled({"app": "web"}),
+     {"a1": [heavy()], "b1": [heavy()],
+      "a2": [labelled({"app": "db"}, affinity=soft_affinity("podAntiAffinity", "web", "kubernetes.io/hostname"))]},
+     None, "a2"),
+    ("IPA preferred affinity never overrides a filter",
+     labelled({"app": "web"}, cpu="1500m", affinity=soft_affinity("podAffinity", "db", "zone")),
+     {"b1": [heavy("db")]}, None, "b1"),
+    # PodTopologySpread (ScheduleAnyway)
+    ("PTS ScheduleAnyway prefers the zone with fewer matching pods, even on a busier node",
+     labelled({"app": "web"}, topologySpreadConstraints=soft_spread()),
+     {"a1": [labelled({"app": "web"})], "b1": [heavy()]}, "b1", None),
+    ("PTS ScheduleAnyway counts only pods its selector matches",
+     labelled({"app": "web"}, topologySpreadConstraints=soft_spread()),
+     {"a1": [labelled({"app": "other"})], "b1": [heavy()]}, "a2", "b1"),
+    ("PTS ScheduleAnyway counts only the pod's namespace",
+     labelled({"app": "web"}, topologySpreadConstraints=soft_spread()),
+     {"a1": [in_namespace(labelled({"app": "web"}), "other")], "b1": [heavy()]}, "a2", "b1"),
+    ("PTS ScheduleAnyway by hostname prefers a node without matching pods",
+     labelled({"app": "web"}, topologySpreadConstraints=soft_spread("kubernetes.io/hostname")),
+     {"a1": [labelled({"app": "web"})], "a2": [labelled({"app": "web"})], "b1": [heavy("db")]}, "b1", None),
+    ("PTS ScheduleAnyway never overrides a filter",
+     labelled({"app": "web"}, cpu="1500m", topologySpreadConstraints=soft_spread()),
+     {"a1": [labelled({"app": "web"})], "b1": [heavy()]}, None, "b1"),
+]
+
+
+@pytest.mark.parametrize(("case", "incoming", "placed", "winner", "loser"), SCORE_CASES,
+                         ids=[c[0] for c in SCORE_CASES])
+def test_score_plugins(case: str, incoming: dict[str, Any], placed: dict[str, list[dict[str, Any]]],
+                       winner: str | None, loser: str | None) -> None:
+    cluster, infos = zone_cluster(placed)
+    feasible = [info for info in infos.values() if not filter_node(incoming, info, cluster)]
+    chosen = select_host(incoming, cluster, feasible).name
+    if winner is not None:
+        assert chosen == winner
+    if loser is not None:
+        assert chosen != loser
+
+
+@pytest.mark.parametrize("plugin", ["InterPodAffinity", "PodTopologySpread"])
+def test_new_scores_are_normalized_to_0_100(plugin: str) -> None:
+    one = next(p for p in PLUGINS if p.name == plugin)
+    for _case, incoming, placed, _winner, _loser in SCORE_CASES:
+        cluster, infos = zone_cluster(placed)
+        info, nodes = PodInfo(incoming), list(infos.values())
+        assert one.pre_score is not None and one.score is not None and one.normalize is not None
+        state = one.pre_score(info, cluster, nodes)
+        if state is SKIP:
+            continue
+        scores = one.normalize(state, nodes, one.score(state, info, nodes))
+        assert all(0 <= s <= 100 for s in scores)
+        if len(set(scores)) > 1:
+            assert max(scores) == 100
+
+
+def test_topology_spread_score_ignores_nodes_without_the_key() -> None:
+    cluster, infos = zone_cluster({"a1": [labelled({"app": "web"})]})
+    bare = NodeInfo(node("bare"))
+    cluster = Cluster.of([*infos.values(), bare])
+    incoming = PodInfo(labelled({"app": "web"}, topologySpreadConstraints=soft_spread()))
+    spread = next(p for p in PLUGINS if p.name == "PodTopologySpread")
+    assert spread.pre_score is not None and spread.score is not None and spread.normalize is not None
+    nodes = list(cluster)
+    state = spread.pre_score(incoming, cluster, nodes)
+    scores = spread.normalize(state, nodes, spread.score(state, incoming, nodes))
+    assert dict(zip([n.name for n in nodes], scores, strict=True)) == {"a1": 0, "a2": 0, "b1": 100, "bare": 0}
+
+
+def test_inter_pod_affinity_normalization_is_min_max() -> None:
+    cluster, _ = zone_cluster({"a1": [labelled({"app": "db"})], "b1": [labelled({"app": "web"})]})
+    incoming = PodInfo(labelled({"app": "web"}, affinity={
+        **soft_affinity("podAffinity", "db", "zone", 30), **soft_affinity("podAntiAffinity", "web", "zone", 10)}))
+    plugin = next(p for p in PLUGINS if p.name == "InterPodAffinity")
+    assert plugin.pre_score is not None and plugin.score is not None and plugin.normalize is not None
+    nodes = list(cluster)
+    state = plugin.pre_score(incoming, cluster, nodes)
+    raw = plugin.score(state, incoming, nodes)
+    assert raw == [30, 30, -10]  # zone a: +30 (db there), zone b: -10 (web there)
+    assert plugin.normalize(state, nodes, raw) == [100, 100, 0]

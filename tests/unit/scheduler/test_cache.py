@@ -1,0 +1,99 @@
+"""The scheduler cache: running totals per node, and assumed pods through binding, failure and deletion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controlplane.scheduler.cache import Cluster, PodInfo
+
+
+def node(name: str, cpu: str = "2") -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "status": {"allocatable": {"cpu": cpu, "memory": "4Gi", "pods": "110"},
+                       "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def pod(name: str, cpu: str = "500m", node_name: str = "", phase: str = "Pending",
+        host_port: int | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "c", "image": "i", "resources": {"requests": {"cpu": cpu}}}
+    if host_port:
+        container["ports"] = [{"containerPort": 80, "hostPort": host_port}]
+    return {"metadata": {"name": name, "namespace": "default", "ownerReferences": [
+        {"uid": "rs-1", "controller": True}]}, "spec": {"nodeName": node_name, "containers": [container]},
+        "status": {"phase": phase}}
+
+
+def cluster_of(*names: str) -> Cluster:
+    cluster = Cluster()
+    for name in names:
+        cluster.set_node(node(name))
+    return cluster
+
+
+def totals(cluster: Cluster, name: str) -> tuple[int, int, int, dict[str, int]]:
+    info = cluster.nodes[name]
+    return len(info.pods), info.cpu, info.nonzero_cpu, dict(info.owners)
+
+
+def test_totals_follow_adds_and_removes() -> None:
+    cluster = cluster_of("n1")
+    cluster.update_pod(pod("a", node_name="n1", host_port=8080))
+    cluster.update_pod(pod("b", "250m", node_name="n1"))
+    assert totals(cluster, "n1") == (2, 750, 750, {"rs-1": 2})
+    assert dict(cluster.nodes["n1"].ports) == {("0.0.0.0", "TCP", 8080): 1}
+    cluster.update_pod(pod("b", "1", node_name="n1"))  # an update replaces, never adds twice
+    assert totals(cluster, "n1") == (2, 1500, 1500, {"rs-1": 2})
+    cluster.remove_pod("default/a")
+    assert totals(cluster, "n1") == (1, 1000, 1000, {"rs-1": 1})
+    assert not cluster.nodes["n1"].ports
+    cluster.update_pod(pod("b", "1", node_name="n1", phase="Succeeded"))  # finished pods free their node
+    assert totals(cluster, "n1") == (0, 0, 0, {})
+
+
+def test_assumed_then_bound_counts_once() -> None:
+    cluster = cluster_of("n1", "n2")
+    cluster.assume(PodInfo(pod("a")), "n1")
+    assert cluster.is_assumed("default/a") and totals(cluster, "n1")[:2] == (1, 500)
+    cluster.update_pod(pod("a"))  # a status write on the still-pending pod keeps the assumption
+    assert cluster.is_assumed("default/a") and totals(cluster, "n1")[:2] == (1, 500)
+    cluster.update_pod(pod("a", node_name="n1"))  # the watch shows the binding
+    assert not cluster.is_assumed("default/a") and totals(cluster, "n1")[:2] == (1, 500)
+    cluster.forget("default/a")  # too late to forget: the binding is real
+    assert totals(cluster, "n1")[:2] == (1, 500)
+
+
+def test_bind_failure_forgets_the_assumed_pod() -> None:
+    cluster = cluster_of("n1")
+    cluster.assume(PodInfo(pod("a")), "n1")
+    cluster.forget("default/a")
+    assert not cluster.is_assumed("default/a") and totals(cluster, "n1") == (0, 0, 0, {})
+    cluster.assume(PodInfo(pod("a")), "n1")  # and the retry can assume it again
+    assert totals(cluster, "n1")[:2] == (1, 500)
+
+
+def test_deleting_an_assumed_pod_frees_its_node() -> None:
+    cluster = cluster_of("n1")
+    cluster.assume(PodInfo(pod("a")), "n1")
+    cluster.remove_pod("default/a")
+    assert not cluster.is_assumed("default/a") and totals(cluster, "n1") == (0, 0, 0, {})
+    cluster.forget("default/a")  # the failing binding that follows changes nothing
+    assert totals(cluster, "n1") == (0, 0, 0, {})
+
+
+def test_bound_elsewhere_moves_the_pod() -> None:
+    cluster = cluster_of("n1", "n2")
+    cluster.assume(PodInfo(pod("a")), "n1")
+    cluster.update_pod(pod("a", node_name="n2"))  # another scheduler won the race
+    assert totals(cluster, "n1")[:2] == (0, 0) and totals(cluster, "n2")[:2] == (1, 500)
+
+
+def test_pods_of_unknown_nodes_wait_for_their_node() -> None:
+    cluster = cluster_of("n1")
+    cluster.update_pod(pod("a", node_name="late"))
+    cluster.set_node(node("late"))
+    assert totals(cluster, "late")[:2] == (1, 500)
+    cluster.remove_node("late")
+    assert [n.name for n in cluster] == ["n1"]
+    cluster.remove_pod("default/a")
+    cluster.set_node(node("late"))
+    assert totals(cluster, "late")[:2] == (0, 0)
