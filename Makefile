@@ -37,3 +37,7 @@ e2e: setup
 
 bench: setup
 	for b in bench/*_bench.py; do $(PY) $$b; done
+
+# Boots the real Vagrantfile under QEMU emulation with a locally built box (long; not in CI).
+vagrant-test: setup
+	./scripts/vagrant-test.sh

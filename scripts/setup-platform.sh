@@ -4,14 +4,19 @@
 # then), so a machine that has everything succeeds with no registry reachable.
 # `--packages-only` stops after the packages (a worker VM pulls images from elsewhere).
 set -euo pipefail
+# `--list-packages` prints the list (the Vagrant box builder preinstalls it).
 PACKAGES_ONLY=0
 [ "${1:-}" = "--packages-only" ] && PACKAGES_ONLY=1
 
 PACKAGES=(
     containerd runc containernetworking-plugins iptables nftables ipvsadm conntrack ipset
     etcd-server etcd-client docker-registry skopeo umoci busybox-static iproute2 socat
-    kmod procps psmisc util-linux
+    kmod procps psmisc util-linux curl
 )
+if [ "${1:-}" = "--list-packages" ]; then
+    echo "${PACKAGES[@]}"
+    exit 0
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
