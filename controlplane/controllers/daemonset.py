@@ -7,6 +7,12 @@ eligible when the template's nodeSelector/affinity match it and its NoSchedule
 taints are tolerated (with the DaemonSet's default tolerations for the
 not-ready, unreachable and unschedulable taints). A RollingUpdate replaces at
 most `maxUnavailable` out-of-date pods at a time.
+
+Every template gets a ControllerRevision (see `history`): pods carry its hash
+as `controller-revision-hash` (and the DaemonSet's template generation as
+`pod-template-generation`), and a pod is up to date when its hash label is the
+current revision's, which is what `kubectl rollout history/undo daemonset` and
+`status.updatedNumberScheduled` rest on.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ from controlplane.api import meta, resources
 from controlplane.client import Client, Informer
 from controlplane.client.events import EventRecorder
 from controlplane.controllers.base import Controller, delete_if_present
-from controlplane.controllers.deployment import resolve, template_hash
+from controlplane.controllers.deployment import resolve
+from controlplane.controllers.history import HASH_LABEL, RevisionHistory, hash_of
 from controlplane.controllers.replicaset import Expectations, is_active
 from controlplane.scheduler.plugins import NodeInfo, node_affinity, untolerated_taint
 
 Obj = dict[str, Any]
-HASH_LABEL = "controller-revision-hash"
+GENERATION_LABEL = "pod-template-generation"
+GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
 DEFAULT_TOLERATIONS = [
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
     {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
@@ -49,6 +57,12 @@ def daemon_pod_spec(template: Obj, node: str) -> Obj:
     return spec
 
 
+def template_generation(ds: Obj) -> str:
+    """The template generation upstream's API server keeps in an annotation; else the set's generation."""
+    md = ds["metadata"]
+    return str((md.get("annotations") or {}).get(GENERATION_ANNOTATION) or md.get("generation") or 1)
+
+
 class DaemonSetController(Controller):
     name = "daemonset"
 
@@ -58,7 +72,8 @@ class DaemonSetController(Controller):
         self.daemonsets = shared.setdefault("daemonsets", Informer(client, resources.DAEMONSETS))
         self.nodes = shared.setdefault("nodes", Informer(client, resources.NODES))
         self.pods = shared.setdefault("pods", Informer(client, resources.PODS))
-        self.informers = [self.daemonsets, self.nodes, self.pods]
+        self.history = RevisionHistory(client, shared, "DaemonSet", lambda r: self.enqueue_owner(r, "DaemonSet"))
+        self.informers = [self.daemonsets, self.nodes, self.pods, self.history.informer]
         self.expectations = Expectations()
         self._created_for: dict[str, str] = {}  # pod created but not yet seen -> its node
         self.events = EventRecorder(client, "daemonset-controller")
@@ -76,8 +91,11 @@ class DaemonSetController(Controller):
     def _pod(self, pod: Obj) -> None:
         self.enqueue_owner(pod, "DaemonSet")
 
-    def _eligible(self, template: Obj, node: Obj) -> bool:
-        probe = {"spec": {**daemon_pod_spec(template, node["metadata"]["name"])}}
+    def _eligible(self, ds: Obj, template: Obj, node: Obj) -> bool:
+        # A would-be pod of this set on that node, as the scheduler's plugins read pods.
+        probe = {"metadata": {"name": ds["metadata"]["name"], "namespace": ds["metadata"]["namespace"],
+                              "labels": dict((template.get("metadata") or {}).get("labels") or {})},
+                 "spec": daemon_pod_spec(template, node["metadata"]["name"])}
         info = NodeInfo(node)
         return node_affinity(probe, info) is None and untolerated_taint(probe, info, ("NoSchedule",)) is None
 
@@ -87,10 +105,11 @@ class DaemonSetController(Controller):
         if ds is None or ds["metadata"].get("deletionTimestamp"):
             return None
         template = (ds.get("spec") or {}).get("template") or {}
-        revision = template_hash(template)
+        history = await self.history.sync(ds)
+        revision = hash_of(history.update) or history.update["metadata"]["name"]
         uid = ds["metadata"]["uid"]
-        pods = [p for p in self.pods.list(namespace) if (meta.controller_of(p) or {}).get("uid") == uid
-                and is_active(p)]
+        owned = [p for p in self.pods.list(namespace) if (meta.controller_of(p) or {}).get("uid") == uid]
+        pods = [p for p in owned if is_active(p)]
         by_node: dict[str, list[Obj]] = {}
         for pod in pods:
             by_node.setdefault(self._node_of(pod), []).append(pod)
@@ -99,7 +118,7 @@ class DaemonSetController(Controller):
         for pod_name in [n for n in self._created_for if n not in in_flight]:
             del self._created_for[pod_name]
         pending_nodes = {self._created_for[n] for n in in_flight if n in self._created_for}
-        eligible = [n for n in self.nodes.list() if self._eligible(template, n)]
+        eligible = [n for n in self.nodes.list() if self._eligible(ds, template, n)]
         eligible_names = {n["metadata"]["name"] for n in eligible}
         for node_name in sorted(eligible_names):
             if not by_node.get(node_name) and node_name not in pending_nodes:
@@ -109,7 +128,9 @@ class DaemonSetController(Controller):
             for pod in extra:
                 await self._delete(pod)
         await self._rolling_update(ds, by_node, eligible_names, revision)
-        await self._update_status(ds, by_node, eligible_names, revision)
+        live_hashes = {(p["metadata"].get("labels") or {}).get(HASH_LABEL) for p in owned}
+        await self.history.trim(ds, history.all, lambda r: r is history.update or hash_of(r) in live_hashes)
+        await self._update_status(ds, by_node, eligible_names, revision, history.collision_count)
         return None
 
     @staticmethod
@@ -126,7 +147,8 @@ class DaemonSetController(Controller):
 
     async def _create(self, ds: Obj, key: str, template: Obj, node: str, revision: str) -> None:
         md = ds["metadata"]
-        labels = {**((template.get("metadata") or {}).get("labels") or {}), HASH_LABEL: revision}
+        labels = {**((template.get("metadata") or {}).get("labels") or {}), HASH_LABEL: revision,
+                  GENERATION_LABEL: template_generation(ds)}
         pod = {"metadata": {"generateName": f"{md['name']}-", "namespace": md["namespace"], "labels": labels,
                             "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
                             "ownerReferences": [meta.owner_reference(ds)]},
@@ -156,7 +178,8 @@ class DaemonSetController(Controller):
                     unavailable += 1
 
     async def _update_status(self, ds: Obj, by_node: dict[str, list[Obj]], eligible: set[str],
-                             revision: str) -> None:
+                             revision: str, collision_count: int) -> None:
+        previous = ds.get("status") or {}
         scheduled = [n for n in by_node if n in eligible]
         status = {
             "desiredNumberScheduled": len(eligible),
@@ -169,5 +192,9 @@ class DaemonSetController(Controller):
         }
         status["numberAvailable"] = status["numberReady"]
         status["numberUnavailable"] = max(len(eligible) - status["numberReady"], 0)
-        if status != ds.get("status"):
+        if collision_count or "collisionCount" in previous:
+            status["collisionCount"] = collision_count
+        if previous.get("conditions"):
+            status["conditions"] = previous["conditions"]
+        if status != previous:
             await self.client.update(resources.DAEMONSETS, {**ds, "status": status}, subresource="status")

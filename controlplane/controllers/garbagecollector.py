@@ -8,8 +8,9 @@
 
 The graph covers the kinds that own things in this cluster (Deployments,
 ReplicaSets, ReplicationControllers, DaemonSets, StatefulSets, Jobs, CronJobs)
-and their dependents (those kinds and Pods). Owners are confirmed absent with a
-live GET before anything is deleted, because an informer may lag behind.
+and their dependents (those kinds, Pods and ControllerRevisions). Owners are
+confirmed absent with a live GET before anything is deleted, because an
+informer may lag behind.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from controlplane.controllers.base import Controller
 Obj = dict[str, Any]
 OWNER_KINDS = (resources.DEPLOYMENTS, resources.REPLICASETS, resources.REPLICATIONCONTROLLERS,
                resources.DAEMONSETS, resources.STATEFULSETS, resources.JOBS, resources.CRONJOBS)
-DEPENDENT_KINDS = (resources.PODS, *OWNER_KINDS)
+DEPENDENT_KINDS = (resources.PODS, resources.CONTROLLERREVISIONS, *OWNER_KINDS)
 
 
 def _key(rt: ResourceType, obj: Obj) -> str:
