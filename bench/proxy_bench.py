@@ -133,8 +133,11 @@ def run_case(mode: str, variant: str, n: int, changes: int) -> dict[str, Any]:
             raise RuntimeError(f"inner run failed: {result.stderr[-2000:]}")
         figures = json.loads(result.stdout.strip().splitlines()[-1])
         ruleset = dump.read_text()
-    loader = floor(mode, variant, ruleset)
     label = f"iptables-{variant}" if mode == "iptables" else mode
+    if mode == "ipvs":  # no one-shot loader to compare with: virtual servers go one netlink request each
+        return {"bench": "proxy_sync", "mode": label, "services": n, "endpoints_per_service": ENDPOINTS,
+                **figures, "companion_table_load_s": round(floor(mode, variant, ruleset), 3)}
+    loader = floor(mode, variant, ruleset)
     result = {"bench": "proxy_sync", "mode": label, "services": n, "endpoints_per_service": ENDPOINTS, **figures,
               "floor_load_s": round(loader, 3), "full_sync_vs_floor": round(figures["full_sync_s"] / loader, 2)}
     if mode == "iptables":
@@ -147,7 +150,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000])
     parser.add_argument("--modes", nargs="+", default=["iptables", "nftables"],
-                        help="iptables (nft variant), iptables-legacy, nftables")
+                        help="iptables (nft variant), iptables-legacy, nftables, ipvs (where the kernel has it)")
     parser.add_argument("--changes", type=int, default=5, help="one-endpoint changes timed per case")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
@@ -165,6 +168,15 @@ def main() -> int:
     for n in args.sizes:
         for label in args.modes:
             mode, variant = ("iptables", "legacy") if label == "iptables-legacy" else (label, "nft")
+            if mode == "ipvs":
+                sys.path.insert(0, str(REPO))
+                from netproxy.ipvs import ipvs_available
+
+                available, why = ipvs_available()
+                if not available:
+                    print(json.dumps({"bench": "proxy_sync", "mode": "ipvs", "services": n, "skipped": why}),
+                          flush=True)
+                    continue
             print(json.dumps(run_case(mode, variant, n, args.changes)), flush=True)
     return 0
 

@@ -13,6 +13,7 @@ from controlplane.client import Client
 from controlplane.cmd.signals import stop_on_signals
 from netproxy.backend import ModeUnavailable
 from netproxy.config import MODES, ProxyConfig
+from netproxy.ipvs_render import SCHEDULERS
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-bind-address", default="127.0.0.1:10249", help="empty to disable")
     parser.add_argument("--iptables-backend", choices=("auto", "nft", "legacy"), default="auto",
                         help="iptables variant (auto: the one that already holds rules, else nft)")
+    parser.add_argument("--ipvs-scheduler", default="rr", choices=SCHEDULERS,
+                        help="IPVS scheduler of every virtual server in ipvs mode")
     parser.add_argument("--cleanup", action="store_true", help="remove this mode's rules and exit")
 
 
@@ -69,7 +72,7 @@ def config_from_args(args: argparse.Namespace) -> ProxyConfig:
         nodeport_addresses=tuple(c.strip() for c in args.nodeport_addresses.split(",") if c.strip()),
         masquerade_all=args.masquerade_all, min_sync_period=args.min_sync_period, sync_period=args.sync_period,
         healthz_bind_address=args.healthz_bind_address, metrics_bind_address=args.metrics_bind_address,
-        iptables_backend=args.iptables_backend)
+        iptables_backend=args.iptables_backend, ipvs_scheduler=args.ipvs_scheduler or "rr")
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -78,7 +81,12 @@ async def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     try:
         if args.cleanup:
-            await make_backend(config).cleanup()
+            if config.mode == "ipvs":  # also where ip_vs is gone: kube-ipvs0 and the nft table remain
+                from netproxy.ipvs import cleanup_leftovers
+
+                await cleanup_leftovers()
+            else:
+                await make_backend(config).cleanup()
             return 0
         client = None
         if config.kubeconfig is None:

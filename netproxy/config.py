@@ -21,3 +21,4 @@ class ProxyConfig:
     healthz_bind_address: str = "0.0.0.0:10256"  # "" disables
     metrics_bind_address: str = "127.0.0.1:10249"  # "" disables
     iptables_backend: str = "auto"  # auto | nft | legacy
+    ipvs_scheduler: str = "rr"

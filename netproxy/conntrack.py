@@ -33,16 +33,19 @@ def udp_view(snap: Snapshot) -> UdpView:
     return UdpView(ports, reachable)
 
 
-def stale_commands(before: UdpView, after: UdpView) -> list[list[str]]:
-    """conntrack -D invocations for what changed between two syncs (deduplicated, ordered)."""
+def stale_commands(before: UdpView, after: UdpView, nat_match: str = "--dst-nat") -> list[list[str]]:
+    """conntrack -D invocations for what changed between two syncs (deduplicated, ordered).
+
+    `nat_match` is how an entry's endpoint is matched: `--dst-nat` (netfilter DNAT) or
+    `--reply-src` (IPVS, which rewrites the reply tuple without NAT status bits)."""
     commands: list[list[str]] = []
     for name, svc in before.ports.items():
         gone = before.reachable.get(name, frozenset()) - after.reachable.get(name, frozenset())
         for ip in sorted(gone):
             for vip in (svc.cluster_ip, *svc.external_ips, *svc.load_balancer_ips):
-                commands.append(["-D", "-p", "udp", "--orig-dst", vip, "--dst-nat", ip])
+                commands.append(["-D", "-p", "udp", "--orig-dst", vip, nat_match, ip])
             if svc.node_port:
-                commands.append(["-D", "-p", "udp", "--orig-port-dst", str(svc.node_port), "--dst-nat", ip])
+                commands.append(["-D", "-p", "udp", "--orig-port-dst", str(svc.node_port), nat_match, ip])
     for name, svc in after.ports.items():
         if after.reachable.get(name) and not before.reachable.get(name):
             for vip in (svc.cluster_ip, *svc.external_ips, *svc.load_balancer_ips):

@@ -3,7 +3,8 @@
 A node switched from iptables to nftables mode (or back) would otherwise keep
 both rule sets, and the old one would keep answering for services. Only what
 the other mode creates is removed: our KUBE-* chains and jump rules (in both
-iptables variants) or our `table ip kube-proxy`.
+iptables variants), our `table ip kube-proxy`, or IPVS mode's virtual servers,
+kube-ipvs0 and `table ip kube-proxy-ipvs`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ async def remove_other_modes(mode: str, variant: str | None = None) -> list[str]
     if mode != "nftables" and await _has_our_nft_table():
         await NftablesBackend(NftOptions(node_name="")).cleanup()
         removed.append("nftables")
+    if mode != "ipvs":
+        from netproxy.ipvs import cleanup_leftovers, has_leftovers
+
+        if await has_leftovers():
+            await cleanup_leftovers()
+            removed.append("ipvs")
     for what in removed:
         log.info("removed the %s rules of an earlier proxy run", what)
     return removed

@@ -91,6 +91,12 @@ class ProxyMetrics:
                       "by kube-proxy", "# TYPE kubeproxy_sync_proxy_rules_iptables_total gauge"]
             lines += [f'kubeproxy_sync_proxy_rules_iptables_total{{table="{t}"}} {n}'
                       for t, n in sorted(self.rules.items())]
+        elif mode == "ipvs":
+            lines += ["# HELP kubeproxy_sync_proxy_rules_ipvs_total Virtual servers, real servers, kube-ipvs0 "
+                      "addresses and companion nftables elements owned by kube-proxy",
+                      "# TYPE kubeproxy_sync_proxy_rules_ipvs_total gauge"]
+            lines += [f'kubeproxy_sync_proxy_rules_ipvs_total{{kind="{t}"}} {n}'
+                      for t, n in sorted(self.rules.items())]
         else:
             lines += ["# HELP kubeproxy_sync_proxy_rules_nftables_total Total number of nftables rules and "
                       "elements owned by kube-proxy", "# TYPE kubeproxy_sync_proxy_rules_nftables_total gauge"]

@@ -40,10 +40,13 @@ def make_backend(config: ProxyConfig) -> Backend:
         raise ModeUnavailable(f"unknown proxy mode {config.mode!r} (one of {', '.join(MODES)})")
     backend: Backend
     if config.mode == "ipvs":
-        from netproxy.ipvs import refuse
+        from netproxy.ipvs import IpvsBackend
+        from netproxy.ipvs_render import IpvsOptions
 
-        raise refuse()
-    if config.mode == "iptables":
+        backend = IpvsBackend(IpvsOptions(node_name=config.node_name, cluster_cidr=config.cluster_cidr,
+                                          masquerade_all=config.masquerade_all, scheduler=config.ipvs_scheduler),
+                              config.nodeport_addresses)
+    elif config.mode == "iptables":
         from netproxy.iptables_backend import IptablesBackend, detect_variant
         from netproxy.iptables_render import RenderOptions
 
@@ -139,7 +142,8 @@ class Proxier:
                  len(snap.ports), elapsed)
         view = conntrack.udp_view(snap)
         if self._udp is not None:
-            await conntrack.flush(conntrack.stale_commands(self._udp, view))
+            nat_match = getattr(self.backend, "conntrack_nat_match", "--dst-nat")
+            await conntrack.flush(conntrack.stale_commands(self._udp, view, nat_match))
         self._udp = view
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -97,10 +97,20 @@ def missing_tools(mode: str, variant: str | None) -> str | None:
     needed = ["ip", "nsenter", "conntrack"]
     if mode == "iptables":
         needed += [f"iptables-{variant}", f"iptables-{variant}-restore", f"iptables-{variant}-save"]
+    elif mode == "ipvs":
+        needed += ["nft", "ipvsadm"]
     else:
         needed += ["nft"]
     absent = [t for t in needed if shutil.which(t) is None]
-    return f"missing tools: {', '.join(absent)}" if absent else None
+    if absent:
+        return f"missing tools: {', '.join(absent)}"
+    if mode == "ipvs":
+        from netproxy.ipvs import ipvs_available
+
+        available, why = ipvs_available()
+        if not available:
+            return f"IPVS mode cannot be exercised on this machine: {why}"
+    return None
 
 
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -255,6 +265,11 @@ class Lab:
     def ruleset(self, mode: str, variant: str | None) -> str:
         if mode == "iptables":
             return self.in_ns(self.node, f"iptables-{variant}-save").stdout
+        if mode == "ipvs":  # virtual servers, kube-ipvs0's addresses, then the companion table
+            return "\n".join([self.in_ns(self.node, "ipvsadm", "-Ln").stdout,
+                              self.in_ns(self.node, "ip", "-4", "addr", "show", "dev", "kube-ipvs0",
+                                         check=False).stdout,
+                              self.in_ns(self.node, "nft", "list", "ruleset").stdout])
         return self.in_ns(self.node, "nft", "list", "ruleset").stdout
 
 
