@@ -302,3 +302,58 @@ def test_kubectl_workflow_in_a_namespace(lab: LabState) -> None:
 def pods_in(state: LabState, namespace: str) -> set[str]:
     items = json.loads(kubectl(state, "-n", namespace, "get", "pods", "-o", "json"))["items"]
     return {p["metadata"]["name"] for p in items if not p["metadata"].get("deletionTimestamp")}
+
+
+def test_python_client_drives_the_lab(lab: LabState) -> None:
+    """The official `kubernetes` client: deploy, watch to Running, logs, exec, scale, cascading delete."""
+    from kubernetes import client, config, watch  # type: ignore[import-untyped]
+    from kubernetes.stream import stream  # type: ignore[import-untyped]
+
+    with config.new_client_from_config(str(lab.kubeconfig)) as api:
+        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        assert sorted(n.metadata.name for n in core.list_node().items) == ["node1", "node2"]
+        core.create_namespace({"metadata": {"name": "pyclient"}})
+        labels = {"app": "py"}
+        apps.create_namespaced_deployment("pyclient", {
+            "metadata": {"name": "py"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": {
+                "metadata": {"labels": labels},
+                "spec": {"terminationGracePeriodSeconds": 2, "containers": [{
+                    "name": "web", "image": "pyk8s.local/web:1", "ports": [{"containerPort": 8080}],
+                    "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1}}]}}}})
+        core.create_namespaced_service("pyclient", {
+            "metadata": {"name": "py"}, "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]}})
+
+        ready: set[str] = set()
+        for event in watch.Watch().stream(core.list_namespaced_pod, "pyclient", label_selector="app=py",
+                                          timeout_seconds=180):
+            pod = event["object"]
+            if any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []):
+                ready.add(pod.metadata.name)
+            if len(ready) == 2:
+                break
+        assert len(ready) == 2, "both replicas became Ready within the watch"
+
+        service = core.read_namespaced_service("py", "pyclient")
+        seen: set[str] = set()
+
+        def both_answer() -> bool:
+            answer = fetch(lab, "node2", f"http://{service.spec.cluster_ip}/")
+            if answer:
+                seen.add(answer)
+            return ready <= seen
+
+        poll(both_answer, timeout=60, interval=0.2)
+        name = sorted(ready)[0]
+        assert "GET / HTTP/1.1" in core.read_namespaced_pod_log(name, "pyclient", container="web")
+        out = stream(core.connect_get_namespaced_pod_exec, name, "pyclient", container="web",
+                     command=["hostname"], stderr=True, stdin=False, stdout=True, tty=False)
+        assert out.strip() == name
+
+        apps.patch_namespaced_deployment_scale("py", "pyclient", {"spec": {"replicas": 3}})
+        poll(lambda: apps.read_namespaced_deployment("py", "pyclient").status.ready_replicas == 3, timeout=120)
+        apps.delete_namespaced_deployment("py", "pyclient", propagation_policy="Foreground")
+        poll(lambda: not core.list_namespaced_pod("pyclient").items
+             and not apps.list_namespaced_replica_set("pyclient").items, timeout=120)
+        core.delete_namespace("pyclient")
+        poll(lambda: "pyclient" not in {n.metadata.name for n in core.list_namespace().items}, timeout=120)
