@@ -12,11 +12,13 @@ import datetime as dt
 from typing import Any
 
 from controlplane.api import errors, schema
-from controlplane.api.resources import NAMESPACES, PODS, SERVICES, ResourceType
+from controlplane.api.resources import DAEMONSETS, NAMESPACES, PODS, SERVICES, ResourceType
 from controlplane.apiserver.allocators import ServiceAllocator
 from controlplane.storage.interface import KeyNotFoundError, Store
 
 Obj = dict[str, Any]
+# apps/v1 keeps a DaemonSet's template generation (its pods' `pod-template-generation`) here.
+DAEMONSET_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 
 # Kinds whose `status` is written only through the status subresource.
 def _has_status_subresource(rt: ResourceType) -> bool:
@@ -51,6 +53,8 @@ class Strategies:
         elif _has_status_subresource(rt) and rt.kind not in ("Node", "Service"):
             obj["status"] = {}
         schema.apply_defaults(rt, obj)
+        if rt is DAEMONSETS:
+            md.setdefault("annotations", {})[DAEMONSET_TEMPLATE_GENERATION] = "1"
         if rt.namespaced:
             await self._check_namespace(md.get("namespace") or "")
 
@@ -108,6 +112,8 @@ class Strategies:
             await self.allocator.allocate(new, old)
         if _generation_tracked(rt) and _spec_of(new) != _spec_of(old):
             md["generation"] = int(old_md.get("generation", 1)) + 1
+        if rt is DAEMONSETS:
+            _keep_template_generation(new, old)
         return new
 
     def ready_to_remove(self, rt: ResourceType, obj: Obj) -> bool:
@@ -174,6 +180,15 @@ class Strategies:
             md["finalizers"] = finalizers
             return obj
         return None
+
+
+def _keep_template_generation(new: Obj, old: Obj) -> None:
+    """The annotation is server-owned: kept on every update, bumped when the pod template changes."""
+    old_value = ((old["metadata"].get("annotations") or {}).get(DAEMONSET_TEMPLATE_GENERATION)) or "1"
+    generation = int(old_value) if old_value.isdigit() else 1
+    if (new.get("spec") or {}).get("template") != (old.get("spec") or {}).get("template"):
+        generation += 1
+    new["metadata"].setdefault("annotations", {})[DAEMONSET_TEMPLATE_GENERATION] = str(generation)
 
 
 def _qos_class(spec: Obj) -> str:
