@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from controlplane.api.meta import key_of
@@ -172,6 +172,8 @@ class PodInfo:
         self.owner_uid: str | None = next((r.get("uid") for r in md.get("ownerReferences") or []
                                            if r.get("controller")), None)
         self.terminating = bool(md.get("deletionTimestamp"))
+        # Scratch space of one scheduling cycle, shared by plugins (upstream's CycleState).
+        self.cycle: dict[str, Any] = {}
 
     @functools.cached_property
     def required_node_terms(self) -> tuple[NodeSelectorTerm, ...]:
@@ -316,26 +318,31 @@ class NodeInfo:
         return f"NodeInfo({self.name!r}, {len(self.pods)} pods)"
 
 
-@dataclass
 class Cluster:
-    """Every node (in a stable order, for the rotating search) and where each pod is."""
+    """Every node (in a stable order, for the rotating search) and where each pod is.
 
-    nodes: dict[str, NodeInfo] = field(default_factory=dict)
-    order: list[NodeInfo] = field(default_factory=list)
-    # pod key -> node name, for every pod in a NodeInfo (bound or assumed), even on unknown nodes
-    where: dict[str, str] = field(default_factory=dict)
-    assumed: set[str] = field(default_factory=set)
-    # pods bound to nodes the cache has not seen yet, waiting for their node
-    orphans: dict[str, dict[str, PodInfo]] = field(default_factory=dict)
+    It also tracks what lets plugins skip work for most pods: which nodes hold pods
+    with (anti-)affinity terms, and how many nodes are cordoned, not Ready or tainted.
+    """
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, NodeInfo] = {}
+        self.order: list[NodeInfo] = []
+        # pod key -> node name, for every pod in a NodeInfo (bound or assumed), even on unknown nodes
+        self.where: dict[str, str] = {}
+        self.assumed: set[str] = set()
+        # pods bound to nodes the cache has not seen (yet, or any more), by node name
+        self.orphans: dict[str, dict[str, PodInfo]] = {}
+        # nodes that are "unschedulable", "not-ready", "tainted" (NoSchedule/NoExecute), "soft-tainted"
+        self.flagged: Counter[str] = Counter()
+        self._with_affinity: dict[str, NodeInfo] = {}
+        self._with_anti_affinity: dict[str, NodeInfo] = {}
 
     @classmethod
     def of(cls, infos: Iterable[NodeInfo]) -> Cluster:
         cluster = cls()
         for info in infos:
-            cluster.nodes[info.name] = info
-            for key in info.pods:
-                cluster.where[key] = info.name
-        cluster.order = list(cluster.nodes.values())
+            cluster._add_info(info)
         return cluster
 
     def __iter__(self) -> Iterator[NodeInfo]:
@@ -346,23 +353,49 @@ class Cluster:
 
     # -- nodes ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _flags(info: NodeInfo) -> list[str]:
+        return [flag for flag, on in (("unschedulable", info.unschedulable),
+                                      ("not-ready", info.readiness_taint is not None),
+                                      ("tainted", bool(info.hard_taints)),
+                                      ("soft-tainted", bool(info.soft_taints))) if on]
+
+    def _add_info(self, info: NodeInfo) -> None:
+        self.nodes[info.name] = info
+        self.order.append(info)
+        self.flagged.update(self._flags(info))
+        for key in info.pods:
+            self.where[key] = info.name
+        self._track(info)
+
     def set_node(self, node: Obj) -> None:
         name = node["metadata"]["name"]
         info = self.nodes.get(name)
-        if info is not None:
-            info.set_node(node)
+        if info is None:
+            self._add_info(NodeInfo(node, self.orphans.pop(name, {}).values()))
             return
-        info = NodeInfo(node, self.orphans.pop(name, {}).values())
-        self.nodes[name] = info
-        self.order.append(info)
+        self.flagged.subtract(self._flags(info))
+        info.set_node(node)
+        self.flagged.update(self._flags(info))
 
     def remove_node(self, name: str) -> None:
         info = self.nodes.pop(name, None)
         if info is None:
             return
         self.order = [n for n in self.order if n is not info]
+        self.flagged.subtract(self._flags(info))
+        self._with_affinity.pop(name, None)
+        self._with_anti_affinity.pop(name, None)
         if info.pods:  # pods stay accounted until they go, as upstream keeps them
             self.orphans[name] = dict(info.pods)
+
+    def _track(self, info: NodeInfo) -> None:
+        for tracked, count in ((self._with_affinity, info.with_affinity),
+                               (self._with_anti_affinity, info.with_required_anti_affinity)):
+            if count:
+                tracked[info.name] = info
+            else:
+                tracked.pop(info.name, None)
 
     # -- pods ----------------------------------------------------------------------------
 
@@ -372,6 +405,8 @@ class Cluster:
         info = self.nodes.get(node)
         if info is not None:
             info.add(pod)
+            if pod.has_affinity:
+                self._track(info)
         else:
             self.orphans.setdefault(node, {})[pod.key] = pod
 
@@ -381,7 +416,9 @@ class Cluster:
             return
         info = self.nodes.get(node)
         if info is not None:
-            info.remove(key)
+            pod = info.remove(key)
+            if pod is not None and pod.has_affinity:
+                self._track(info)
         else:
             self.orphans.get(node, {}).pop(key, None)
 
@@ -415,8 +452,11 @@ class Cluster:
 
     # -- for plugins ------------------------------------------------------------------------
 
+    def any_flagged(self, flag: str) -> bool:
+        return self.flagged[flag] > 0
+
     def with_affinity(self) -> list[NodeInfo]:
-        return [n for n in self.order if n.with_affinity]
+        return list(self._with_affinity.values())
 
     def with_required_anti_affinity(self) -> list[NodeInfo]:
-        return [n for n in self.order if n.with_required_anti_affinity]
+        return list(self._with_anti_affinity.values())

@@ -18,6 +18,7 @@ The total of a node is the sum of weight x score; the highest total wins.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -61,8 +62,10 @@ class Plugin:
 UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
 
 
-def pre_filter_unschedulable(pod: PodInfo, _cluster: Cluster) -> Any:
-    return SKIP if untolerated(pod.tolerations, [UNSCHEDULABLE_TAINT]) is None else None
+def pre_filter_unschedulable(pod: PodInfo, cluster: Cluster) -> Any:
+    if not cluster.any_flagged("unschedulable") or untolerated(pod.tolerations, [UNSCHEDULABLE_TAINT]) is None:
+        return SKIP
+    return None
 
 
 def node_unschedulable(_state: Any, _pod: PodInfo, node: NodeInfo) -> str | None:
@@ -77,12 +80,20 @@ def node_name(_state: Any, pod: PodInfo, node: NodeInfo) -> str | None:
     return None if pod.node_name == node.name else "node(s) didn't match the requested node name"
 
 
+def pre_filter_node_ready(_pod: PodInfo, cluster: Cluster) -> Any:
+    return None if cluster.any_flagged("not-ready") else SKIP
+
+
 def node_ready(_state: Any, pod: PodInfo, node: NodeInfo) -> str | None:
     """A node whose Ready condition is not True, as the not-ready/unreachable taints would say."""
     taint = node.readiness_taint
     if taint is None or untolerated(pod.tolerations, [taint]) is None:
         return None
     return f"node(s) had untolerated taint {{{taint['key']}: }}"
+
+
+def pre_filter_taints(_pod: PodInfo, cluster: Cluster) -> Any:
+    return None if cluster.any_flagged("tainted") else SKIP
 
 
 def taint_toleration(_state: Any, pod: PodInfo, node: NodeInfo) -> str | None:
@@ -386,10 +397,19 @@ def normalize_reverse(_state: Any, _nodes: list[NodeInfo], scores: list[float]) 
 
 
 def _fractions(pod: PodInfo, nodes: list[NodeInfo]) -> list[tuple[float, float]]:
-    """(cpu, memory) each node would have in use with the pod, as fractions of allocatable (at most 1)."""
+    """(cpu, memory) each node would have in use with the pod, as fractions of allocatable (at most 1).
+    Both resource scores ask in the same cycle: the second gets the first's list."""
+    memo = pod.cycle.get("fractions")
+    if memo is not None and memo[0] is nodes:
+        return memo[1]
     cpu, mem = pod.nonzero_cpu, pod.nonzero_memory
-    return [(min((n.nonzero_cpu + cpu) / (n.alloc_cpu or 1), 1.0), min((n.nonzero_memory + mem) / (n.alloc_memory or 1),
-                                                                      1.0)) for n in nodes]
+    fractions = []
+    for n in nodes:
+        c = (n.nonzero_cpu + cpu) / (n.alloc_cpu or 1)
+        m = (n.nonzero_memory + mem) / (n.alloc_memory or 1)
+        fractions.append((c if c < 1.0 else 1.0, m if m < 1.0 else 1.0))
+    pod.cycle["fractions"] = (nodes, fractions)
+    return fractions
 
 
 def least_allocated(_state: Any, pod: PodInfo, nodes: list[NodeInfo]) -> list[float]:
@@ -409,8 +429,8 @@ def preferred_node_affinity(_state: Any, pod: PodInfo, nodes: list[NodeInfo]) ->
             for node in nodes]
 
 
-def pre_score_taints(_pod: PodInfo, _cluster: Cluster, feasible: list[NodeInfo]) -> Any:
-    return None if any(n.soft_taints for n in feasible) else SKIP
+def pre_score_taints(_pod: PodInfo, cluster: Cluster, _feasible: list[NodeInfo]) -> Any:
+    return None if cluster.any_flagged("soft-tainted") else SKIP
 
 
 def prefer_no_schedule(_state: Any, pod: PodInfo, nodes: list[NodeInfo]) -> list[float]:
@@ -435,8 +455,8 @@ PLUGINS: tuple[Plugin, ...] = (
     # Filters run in this order; the first that fails decides the node's reason.
     Plugin("NodeUnschedulable", filter=node_unschedulable, pre_filter=pre_filter_unschedulable),
     Plugin("NodeName", filter=node_name, pre_filter=pre_filter_node_name),
-    Plugin("NodeReady", filter=node_ready),
-    Plugin("TaintToleration", filter=taint_toleration, score=prefer_no_schedule, pre_score=pre_score_taints,
+    Plugin("NodeReady", filter=node_ready, pre_filter=pre_filter_node_ready),
+    Plugin("TaintToleration", filter=taint_toleration, pre_filter=pre_filter_taints, score=prefer_no_schedule, pre_score=pre_score_taints,
            normalize=normalize_reverse, weight=3),
     Plugin("NodeAffinity", filter=filter_node_affinity, pre_filter=pre_filter_node_affinity, score=preferred_node_affinity,
            pre_score=pre_score_node_affinity, normalize=normalize_default, weight=2),
@@ -491,13 +511,11 @@ def find_feasible(pod: PodInfo, cluster: Cluster, start: int, enough: int
     """Walk the nodes from `start` (wrapping) until `enough` fit: (feasible, reason counts, nodes checked)."""
     checks = prepare_filters(pod, cluster)
     nodes = cluster.order
-    total = len(nodes)
     feasible: list[NodeInfo] = []
     reasons: Counter[str] = Counter()
     checked = 0
-    for i in range(start, start + total):
+    for node in itertools.chain(nodes[start:], nodes[:start]):
         checked += 1
-        node = nodes[i % total]
         for check, state in checks:
             why = check(state, pod, node)
             if why:

@@ -97,3 +97,31 @@ def test_pods_of_unknown_nodes_wait_for_their_node() -> None:
     cluster.remove_pod("default/a")
     cluster.set_node(node("late"))
     assert totals(cluster, "late")[:2] == (0, 0)
+
+
+def test_node_flags_follow_node_updates() -> None:
+    cluster = cluster_of("n1", "n2")
+    assert not any(cluster.any_flagged(f) for f in ("unschedulable", "not-ready", "tainted", "soft-tainted"))
+    cordoned = node("n1")
+    cordoned["spec"] = {"unschedulable": True, "taints": [{"key": "k", "effect": "NoSchedule"},
+                                                          {"key": "s", "effect": "PreferNoSchedule"}]}
+    cordoned["status"]["conditions"] = [{"type": "Ready", "status": "Unknown"}]
+    cluster.set_node(cordoned)
+    assert all(cluster.any_flagged(f) for f in ("unschedulable", "not-ready", "tainted", "soft-tainted"))
+    cluster.set_node(node("n1"))
+    assert not any(cluster.any_flagged(f) for f in ("unschedulable", "not-ready", "tainted", "soft-tainted"))
+    cluster.set_node(cordoned)
+    cluster.remove_node("n1")
+    assert not any(cluster.any_flagged(f) for f in ("unschedulable", "not-ready", "tainted", "soft-tainted"))
+
+
+def test_nodes_with_affinity_pods_are_tracked() -> None:
+    cluster = cluster_of("n1", "n2")
+    guarded = pod("g", node_name="n2")
+    guarded["spec"]["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    cluster.update_pod(guarded)
+    assert [n.name for n in cluster.with_required_anti_affinity()] == ["n2"]
+    assert [n.name for n in cluster.with_affinity()] == ["n2"]
+    cluster.remove_pod("default/g")
+    assert cluster.with_required_anti_affinity() == [] and cluster.with_affinity() == []
