@@ -13,6 +13,11 @@ Two layouts:
 
     .venv/bin/python bench/scheduler_bench.py [--split] [--nodes 1000] [--pods 2000]
     .venv/bin/python bench/scheduler_bench.py --full [--split]   # the issue's case: 1,000 nodes, 10,000 pods
+
+With `--pending-first` every pod is created before the scheduler starts (10,000
+pending pods waiting), and the rate counts from the moment its caches have
+synced; create-to-bind then includes that wait. Without it pods are created
+(50 requests at a time) while the scheduler runs, as before.
 """
 
 from __future__ import annotations
@@ -60,8 +65,11 @@ async def create_nodes(client: Client, count: int) -> None:
     await asyncio.gather(*(node(i) for i in range(count)))
 
 
-async def create_pods_and_time_bindings(client: Client, count: int) -> dict[str, Any]:
-    """Post `count` pods at CONCURRENCY requests; return throughput and create-to-bind figures."""
+async def create_pods_and_time_bindings(client: Client, count: int, pending_first: bool,
+                                        scheduler_ready: Callable[[], Awaitable[None]]) -> dict[str, Any]:
+    """Post `count` pods at CONCURRENCY requests, either while the scheduler runs or all before it
+    starts (`pending_first`); return the binding rate (from the later of the scheduler being ready
+    and the first pod) and create-to-bind figures."""
     sem = asyncio.Semaphore(CONCURRENCY)
     created_at: dict[str, float] = {}
     bound_at: dict[str, float] = {}
@@ -73,6 +81,11 @@ async def create_pods_and_time_bindings(client: Client, count: int) -> dict[str,
             await client.create(resources.PODS, {"metadata": {"name": name, "namespace": "default"}, "spec": {
                 "containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "100m"}}}]}})
 
+    async def create_all() -> float:
+        began = time.perf_counter()
+        await asyncio.gather(*(pod(i) for i in range(count)))
+        return count / (time.perf_counter() - began)
+
     async def watch_bindings() -> None:
         async for event in client.watch(resources.PODS, "default", resource_version="1"):
             obj = event.object
@@ -81,15 +94,20 @@ async def create_pods_and_time_bindings(client: Client, count: int) -> dict[str,
                 if len(bound_at) == count:
                     return
 
-    start = time.perf_counter()
     watcher = asyncio.create_task(watch_bindings())
-    await asyncio.gather(*(pod(i) for i in range(count)))
-    created = time.perf_counter() - start
+    if pending_first:
+        created_rate = await create_all()
+        await scheduler_ready()
+        start = time.perf_counter()
+    else:
+        await scheduler_ready()
+        start = time.perf_counter()
+        created_rate = await create_all()
     await asyncio.wait_for(watcher, 3600)
     elapsed = max(bound_at.values()) - start
     latencies = [bound_at[n] - created_at[n] for n in bound_at]
     return {"pods_per_s": round(count / elapsed, 1), "seconds": round(elapsed, 1),
-            "pods_created_per_s": round(count / created, 1),
+            "pods_created_per_s": round(created_rate, 1),
             "p50_ms": round(percentile(latencies, 0.50) * 1000, 1),
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 1)}
 
@@ -110,24 +128,33 @@ class TimedScheduler(Scheduler):
 
 
 def report(args: argparse.Namespace, layout: str, load: dict[str, Any], cycles: list[float]) -> None:
-    emit("scheduler.throughput", layout=layout, nodes=args.nodes, pods=args.pods, pods_per_s=load["pods_per_s"],
+    common = {"layout": layout, "pods_pending_first": args.pending_first}
+    emit("scheduler.throughput", **common, nodes=args.nodes, pods=args.pods, pods_per_s=load["pods_per_s"],
          seconds=load["seconds"], pods_created_per_s=load["pods_created_per_s"])
-    emit("scheduler.create_to_bind", layout=layout, p50_ms=load["p50_ms"], p99_ms=load["p99_ms"])
-    emit("scheduler.cycle", layout=layout, cycles=len(cycles), p50_ms=round(percentile(cycles, 0.5) * 1000, 2),
+    emit("scheduler.create_to_bind", **common, p50_ms=load["p50_ms"], p99_ms=load["p99_ms"])
+    emit("scheduler.cycle", **common, cycles=len(cycles), p50_ms=round(percentile(cycles, 0.5) * 1000, 2),
          p99_ms=round(percentile(cycles, 0.99) * 1000, 2),
          pods_per_s_if_alone=round(len(cycles) / max(sum(cycles), 1e-9), 1))
 
 
-async def run_scheduler_until(client: Client, done: Callable[[TimedScheduler], Awaitable[Any]]
-                              ) -> tuple[Any, list[float]]:
-    stop = asyncio.Event()
-    scheduler = TimedScheduler(client)
-    task = asyncio.create_task(scheduler.run(stop))
-    try:
-        return await done(scheduler), scheduler.cycles
-    finally:
-        stop.set()
-        await task
+class RunningScheduler:
+    """A TimedScheduler started on `client`, ready once its informers have synced."""
+
+    def __init__(self, client: Client) -> None:
+        self.scheduler = TimedScheduler(client)
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.scheduler.run(self.stop))
+        while not (self.scheduler.pods.has_synced and self.scheduler.nodes.has_synced):
+            await asyncio.sleep(0.02)
+
+    async def finish(self) -> list[float]:
+        self.stop.set()
+        if self.task is not None:
+            await self.task
+        return self.scheduler.cycles
 
 
 async def one_process(args: argparse.Namespace) -> None:
@@ -136,49 +163,49 @@ async def one_process(args: argparse.Namespace) -> None:
         await server.start()
         client = Client.from_kubeconfig(server.admin_kubeconfig)
         await create_nodes(client, args.nodes)
-        load, cycles = await run_scheduler_until(client,
-                                                 lambda _: create_pods_and_time_bindings(client, args.pods))
-        report(args, "one-process", load, cycles)
+        running = RunningScheduler(client)
+        load = await create_pods_and_time_bindings(client, args.pods, args.pending_first, running.start)
+        report(args, "one-process", load, await running.finish())
         await client.close()
         await server.stop()
 
 
-async def _apiserver_side(nodes: int, pods: int, conn: Connection) -> None:
+async def _apiserver_side(nodes: int, pods: int, pending_first: bool, conn: Connection) -> None:
     loop = asyncio.get_running_loop()
+
+    async def scheduler_ready() -> None:
+        conn.send("start")
+        await loop.run_in_executor(None, conn.recv)  # the scheduler runs, its informers synced
+
     with tempfile.TemporaryDirectory() as tmp:
         server = APIServer(APIServerConfig(data_dir=Path(tmp), secure_port=0))
         await server.start()
         client = Client.from_kubeconfig(server.admin_kubeconfig)
         await create_nodes(client, nodes)
         conn.send(str(server.admin_kubeconfig))
-        await loop.run_in_executor(None, conn.recv)  # the scheduler has synced its informers
-        conn.send(await create_pods_and_time_bindings(client, pods))
+        conn.send(await create_pods_and_time_bindings(client, pods, pending_first, scheduler_ready))
         await loop.run_in_executor(None, conn.recv)  # the scheduler has stopped
         await client.close()
         await server.stop()
 
 
-def _apiserver_process(nodes: int, pods: int, conn: Connection) -> None:
-    asyncio.run(_apiserver_side(nodes, pods, conn))
+def _apiserver_process(nodes: int, pods: int, pending_first: bool, conn: Connection) -> None:
+    asyncio.run(_apiserver_side(nodes, pods, pending_first, conn))
 
 
 async def split(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     ctx = multiprocessing.get_context("spawn")
     ours, theirs = ctx.Pipe()
-    child = ctx.Process(target=_apiserver_process, args=(args.nodes, args.pods, theirs))
+    child = ctx.Process(target=_apiserver_process, args=(args.nodes, args.pods, args.pending_first, theirs))
     child.start()
-    kubeconfig = await loop.run_in_executor(None, ours.recv)
-    client = Client.from_kubeconfig(kubeconfig)
-
-    async def done(scheduler: TimedScheduler) -> Any:
-        while not (scheduler.pods.has_synced and scheduler.nodes.has_synced):
-            await asyncio.sleep(0.05)
-        ours.send("go")
-        return await loop.run_in_executor(None, ours.recv)
-
-    load, cycles = await run_scheduler_until(client, done)
-    report(args, "split", load, cycles)
+    client = Client.from_kubeconfig(await loop.run_in_executor(None, ours.recv))
+    await loop.run_in_executor(None, ours.recv)  # "start"
+    running = RunningScheduler(client)
+    await running.start()
+    ours.send("synced")
+    load = await loop.run_in_executor(None, ours.recv)
+    report(args, "split", load, await running.finish())
     ours.send("stop")
     await client.close()
     await loop.run_in_executor(None, child.join)
@@ -190,6 +217,8 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=2000)
     parser.add_argument("--full", action="store_true", help="the issue's case: 1,000 nodes and 10,000 pods")
     parser.add_argument("--split", action="store_true", help="API server and load in a process of their own")
+    parser.add_argument("--pending-first", action="store_true",
+                        help="create every pod before the scheduler starts (rate counted from its start)")
     args = parser.parse_args()
     if args.full:
         args.nodes, args.pods = 1000, 10000

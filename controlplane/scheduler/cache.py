@@ -424,11 +424,12 @@ class Cluster:
 
     def update_pod(self, pod: Obj) -> None:
         """A pod as the watch shows it: bound pods are placed (replacing an assumed copy)."""
-        info = PodInfo(pod)
-        if not info.node_name or (pod.get("status") or {}).get("phase") in TERMINAL:
-            if info.key not in self.assumed:
-                self._unplace(info.key)
+        if not (pod.get("spec") or {}).get("nodeName") or (pod.get("status") or {}).get("phase") in TERMINAL:
+            key = key_of(pod)
+            if key not in self.assumed:
+                self._unplace(key)
             return
+        info = PodInfo(pod)
         self.assumed.discard(info.key)
         self._place(info, info.node_name)
 
