@@ -109,11 +109,14 @@ class Scheduler(Controller):
         Returns (node, "") or (None, the Unschedulable message)."""
         total = len(self.cache)
         start = self._next_start % max(total, 1)
-        feasible, reasons, checked = find_feasible(pod, self.cache, start, nodes_to_find(total))
-        self._next_start = (start + checked) % max(total, 1)
-        if not feasible:
-            return None, unschedulable_message(total, reasons)
-        best = select_host(pod, self.cache, feasible)
+        try:
+            feasible, reasons, checked = find_feasible(pod, self.cache, start, nodes_to_find(total))
+            self._next_start = (start + checked) % max(total, 1)
+            if not feasible:
+                return None, unschedulable_message(total, reasons)
+            best = select_host(pod, self.cache, feasible)
+        finally:
+            pod.cycle.clear()  # the PodInfo stays in the cache; what the cycle computed does not
         self.cache.assume(pod, best.name)
         return best.name, ""
 

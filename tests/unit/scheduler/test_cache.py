@@ -125,3 +125,15 @@ def test_nodes_with_affinity_pods_are_tracked() -> None:
     assert [n.name for n in cluster.with_affinity()] == ["n2"]
     cluster.remove_pod("default/g")
     assert cluster.with_required_anti_affinity() == [] and cluster.with_affinity() == []
+
+
+def test_assumed_pods_keep_nothing_of_their_scheduling_cycle() -> None:
+    from controlplane.scheduler.scheduler import Scheduler
+
+    cluster = cluster_of("n1", "n2")
+    scheduler = Scheduler.__new__(Scheduler)  # only the scheduling cycle, no client
+    scheduler.cache, scheduler._next_start = cluster, 0
+    info = PodInfo(pod("a"))
+    node_name, _ = scheduler.schedule(info)
+    assert node_name in ("n1", "n2") and cluster.is_assumed("default/a")
+    assert info.cycle == {}
