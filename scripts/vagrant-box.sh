@@ -76,7 +76,7 @@ Vagrant.configure("2") do |config|
   config.vm.provider :libvirt do |lv|
     lv.kernel = "$OUT/vmlinuz"
     lv.initrd = "$OUT/initrd.img"
-    lv.cmdline = "root=/dev/vda rw console=ttyS0 net.ifnames=0 biosdevname=0"
+    lv.cmd_line = "root=/dev/vda rw console=ttyS0 net.ifnames=0 biosdevname=0"
   end
 end
 VF
