@@ -72,6 +72,15 @@ k rollout status deployment/hello --timeout=900s
 k get pods -o wide
 pod=$(k get pods -l app=hello -o jsonpath='{.items[0].metadata.name}')
 ip=$(k get service hello -o jsonpath='{.spec.clusterIP}')
-answer=$(vagrant ssh worker1 -c "curl -fs --max-time 5 http://$ip/" 2>/dev/null | tr -d '\r')
-[ "$answer" = "$pod" ] || { echo "vagrant-test: FAILED: the Service answered '$answer', expected '$pod'" >&2; exit 1; }
+answer=""
+for _ in $(seq 1 30); do
+    answer=$(vagrant ssh worker1 -c "curl -fs --max-time 5 http://$ip/" 2>/dev/null | tr -d '\r') || true
+    [ "$answer" = "$pod" ] && break
+    sleep 2
+done
+if [ "$answer" != "$pod" ]; then
+    echo "vagrant-test: FAILED: the Service $ip answered '$answer', expected '$pod'; the worker's view:" >&2
+    vagrant ssh worker1 -c "ip route; sudo nft list ruleset | head -60; sudo journalctl -u pyk8s-proxy --no-pager | tail -30; curl -sv --max-time 5 http://$ip/" >&2 || true
+    exit 1
+fi
 say "PASSED: worker1 Ready, hello Running on it, ClusterIP $ip answered by $pod inside the worker VM"
