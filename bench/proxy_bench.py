@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -55,6 +56,7 @@ async def inner(mode: str, variant: str, n: int, changes: int, dump: Path) -> No
     import psutil
 
     from netproxy.config import ProxyConfig
+    from netproxy.informer import stub
     from netproxy.proxier import Proxier, make_backend
 
     config = ProxyConfig(node_name="node1", mode=mode, cluster_cidr="10.244.0.0/16", iptables_backend=variant,
@@ -68,11 +70,15 @@ async def inner(mode: str, variant: str, n: int, changes: int, dump: Path) -> No
     for s in slices:
         proxier.on_slice(s)
     ingest = time.monotonic() - t0
+    # the real proxy's informers keep a stub per object (netproxy.informer), not the objects: so does this
+    informer_caches = {(kind, o["metadata"]["name"]): stub(o) for kind, objs in (("svc", services), ("eps", slices))
+                       for o in objs}
+    del services, slices
     t0 = time.monotonic()
     await proxier.sync(full=True)
     full = time.monotonic() - t0
     rules = dict(proxier.metrics.rules)
-    text = getattr(getattr(backend, "last", None), "text", None) or getattr(backend, "last_script", "")
+    text = str(getattr(getattr(backend, "last", None), "text", None) or getattr(backend, "last_script", ""))
     await asyncio.to_thread(dump.write_text, text)
     latencies = []
     for k in range(changes):
@@ -84,10 +90,13 @@ async def inner(mode: str, variant: str, n: int, changes: int, dump: Path) -> No
         await proxier.sync()
         latencies.append(time.monotonic() - t0)
     rss = psutil.Process().memory_info().rss
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert len(informer_caches) == 2 * n
     print(json.dumps({"ingest_s": round(ingest, 3), "full_sync_s": round(full, 3),
                       "change_sync_p50_s": round(statistics.median(latencies), 4) if latencies else None,
                       "change_sync_max_s": round(max(latencies), 4) if latencies else None,
-                      "rules": rules, "rss_mb": round(rss / 2**20, 1), "ruleset_lines": text.count("\n")}),
+                      "rules": rules, "rss_mb": round(rss / 2**20, 1),
+                      "rss_peak_mb": round(peak / 2**20, 1), "ruleset_lines": text.count("\n")}),
           flush=True)
 
 
@@ -127,11 +136,11 @@ def floor(mode: str, variant: str, ruleset: str, noflush: bool = True) -> float:
 def run_case(mode: str, variant: str, n: int, changes: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, Namespace() as ns:
         dump = Path(tmp) / "ruleset"
-        result = netns(ns, sys.executable, str(Path(__file__).resolve()), "--inner", "--mode", mode,
+        inner_run = netns(ns, sys.executable, str(Path(__file__).resolve()), "--inner", "--mode", mode,
                        "--variant", variant, "--services", str(n), "--changes", str(changes), "--dump", str(dump))
-        if result.returncode != 0:
-            raise RuntimeError(f"inner run failed: {result.stderr[-2000:]}")
-        figures = json.loads(result.stdout.strip().splitlines()[-1])
+        if inner_run.returncode != 0:
+            raise RuntimeError(f"inner run failed: {inner_run.stderr[-2000:]}")
+        figures = json.loads(inner_run.stdout.strip().splitlines()[-1])
         ruleset = dump.read_text()
     label = f"iptables-{variant}" if mode == "iptables" else mode
     if mode == "ipvs":  # no one-shot loader to compare with: virtual servers go one netlink request each

@@ -27,7 +27,9 @@ class UdpView:
 
 
 def udp_view(snap: Snapshot) -> UdpView:
-    ports = {n: p for n, p in snap.ports.items() if p.protocol == "udp"}
+    udp = snap.udp_services
+    ports = {p.name: p for key, plist in snap.service_ports.items() if key in udp for p in plist
+             if p.protocol == "udp"}
     reachable = {n: frozenset(e.ip for e in categorize(snap.endpoints_of(n), p).all_reachable)
                  for n, p in ports.items()}
     return UdpView(ports, reachable)

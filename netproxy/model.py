@@ -18,7 +18,7 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_STICKY_SECONDS = 10800
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ServicePortName:
     """namespace/name:port plus protocol; upstream's key for one service port."""
 
@@ -36,7 +36,7 @@ class ServicePortName:
         return f"{base}:{self.port}" if self.port else base
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServicePort:
     name: ServicePortName
     cluster_ip: str
@@ -67,7 +67,7 @@ class ServicePort:
         return self.internal_policy_local or (self.externally_accessible and self.external_policy_local)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Endpoint:
     ip: str
     port: int
@@ -152,7 +152,7 @@ def slice_endpoints(endpoint_slice: Obj, node_name: str) -> dict[ServicePortName
     return result
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Categorized:
     """Which endpoints each traffic policy of a service port uses (upstream CategorizeEndpoints)."""
 

@@ -24,6 +24,7 @@ client in a per-endpoint timeout set), reached through the named verdict map
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from netproxy import names
@@ -36,6 +37,10 @@ MASQ_MARK = "0x00004000"
 # that map, so one map for all services costs services x endpoints per load (minutes
 # at 10k services). Spreading the services over a fixed number of maps divides that.
 DISPATCH_SHARDS = 64
+# the sets every table has whose elements several service ports can share (a multi-port service's
+# ClusterIP, an endpoint behind two services); the per-service maps and sets have keys of one port only
+GLOBAL_SETS = ("cluster-ips", "service-ips", "service-nodeports", "no-endpoint-services", "no-endpoint-nodeports",
+               "hairpin")
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,13 @@ class SlotAllocator:
         return offset
 
     def release_except(self, alive: set[str]) -> None:
-        for chain in [c for c in self.slots if c not in alive]:
-            self.free.append(self.slots.pop(chain))
+        self.release({c for c in self.slots if c not in alive})
+
+    def release(self, dead: set[str]) -> None:
+        """Free the slots of `dead` chains, in the order they were first given (as release_except does)."""
+        if dead:
+            for chain in [c for c in self.slots if c in dead]:
+                self.free.append(self.slots.pop(chain))
         self.free = [f for f in self.free if f[1] > 0]
 
 
@@ -122,30 +132,52 @@ class BuildCache:
         self.contributions: dict[ServicePortName, Contribution] = {}
 
 
-@dataclass
 class _Collect:
-    state: NftState
-    dnat_slots: SlotAllocator
-    chain_slots: SlotAllocator
-    current: Contribution | None = None
+    """Where `_service` writes: the table being built (if any) and the current service's Contribution.
+
+    Slots come from the allocators, and are recorded in `used`; or, to render a service again
+    exactly as it was rendered before, from `replay` (the offsets recorded then)."""
+
+    def __init__(self, state: NftState | None, dnat_slots: SlotAllocator, chain_slots: SlotAllocator,
+                 extra: dict[tuple[str, str], int] | None = None) -> None:
+        self.state = state
+        self.dnat_slots = dnat_slots
+        self.chain_slots = chain_slots
+        self.current: Contribution | None = None
+        self.replay: Iterator[int] | None = None
+        self.used: list[int] = []
+        self.extra = extra  # counts second and later holders of a global set's element (NftTable)
+        self.conflict = False  # two services wrote different values under one key of a global set
+
+    def slot(self, allocator: SlotAllocator, chain: str, size: int) -> int:
+        offset = next(self.replay) if self.replay is not None else allocator.get(chain, size)
+        self.used.append(offset)
+        return offset
 
     def element(self, set_name: str, key: str, value: str = "") -> None:
-        self.state.sets[set_name].elements[key] = value
+        if self.state is not None:
+            elements = self.state.sets[set_name].elements
+            if self.extra is not None and set_name in GLOBAL_SETS and key in elements:
+                self.extra[(set_name, key)] = self.extra.get((set_name, key), 0) + 1
+                self.conflict = self.conflict or elements[key] != value
+            elements[key] = value
         if self.current is not None:
             self.current.elements.append((set_name, key, value))
 
     def chain(self, name: str, rules: list[str]) -> None:
-        self.state.chains[name] = (None, rules)
+        if self.state is not None:
+            self.state.chains[name] = (None, rules)
         if self.current is not None:
             self.current.chains.append((name, rules))
 
     def add_set(self, name: str, kind: str, decl: tuple[str, ...], keep_elements: bool = False) -> None:
-        if name not in self.state.sets:
+        if self.state is not None and name not in self.state.sets:
             self.state.sets[name] = NamedSet(kind, decl, {}, keep_elements)
         if self.current is not None:
             self.current.sets.append((name, kind, decl, keep_elements))
 
-    def replay(self, contribution: Contribution) -> None:
+    def replay_contribution(self, contribution: Contribution) -> None:
+        assert self.state is not None
         for name, kind, decl, keep in contribution.sets:
             if name not in self.state.sets:
                 self.state.sets[name] = NamedSet(kind, decl, {}, keep)
@@ -160,10 +192,8 @@ def _map(kind: str, type_line: str, comment: str) -> NamedSet:
     return NamedSet(kind, (type_line, f'comment "{comment}"'))
 
 
-def build(snap: Snapshot, opts: NftOptions, dnat_slots: SlotAllocator | None = None,
-          chain_slots: SlotAllocator | None = None, cache: BuildCache | None = None) -> NftState:
-    """The desired table for `snap`. Pass the backend's allocators to keep slots stable between syncs,
-    and its cache to reuse what unchanged services contributed last time (partial syncs)."""
+def fixed_state(opts: NftOptions) -> NftState:
+    """The part of the table that does not depend on services: hooks, fixed chains, the global sets."""
     state = NftState()
     addr_verdict = "type ipv4_addr . inet_proto . inet_service : verdict"
     port_verdict = "type inet_proto . inet_service : verdict"
@@ -215,13 +245,21 @@ def build(snap: Snapshot, opts: NftOptions, dnat_slots: SlotAllocator | None = N
     }
     for name, rules in fixed.items():
         state.chains[name] = (None, rules)
+    return state
+
+
+def build(snap: Snapshot, opts: NftOptions, dnat_slots: SlotAllocator | None = None,
+          chain_slots: SlotAllocator | None = None, cache: BuildCache | None = None) -> NftState:
+    """The desired table for `snap`. Pass the backend's allocators to keep slots stable between syncs,
+    and its cache to reuse what unchanged services contributed last time (partial syncs)."""
+    state = fixed_state(opts)
     c = _Collect(state, dnat_slots or SlotAllocator(), chain_slots or SlotAllocator())
     previous = cache.contributions if cache is not None else {}
     contributions: dict[ServicePortName, Contribution] = {}
     for spn in sorted(snap.ports):
         contribution = previous.get(spn)
         if contribution is not None and snap.changed is not None and spn.service not in snap.changed:
-            c.replay(contribution)
+            c.replay_contribution(contribution)
         else:
             contribution = c.current = Contribution()
             contribution.no_local = _service(c, spn, snap.ports[spn], snap.endpoints_of(spn), opts)
@@ -323,7 +361,7 @@ def _dispatch(c: _Collect, chain: str, name: ServicePortName, svc: ServicePort,
         dnat = _dispatch_map(c, f"endpoint-dnat-{svc.protocol}-{shard(chain):02d}",
                              f"typeof numgen random mod 1 : ip daddr . {svc.protocol} dport",
                              f"{svc.protocol} endpoint of each dispatch slot")
-        offset = c.dnat_slots.get(chain, n)
+        offset = c.slot(c.dnat_slots, chain, n)
         for i, ep in enumerate(endpoints):
             c.element(dnat, str(offset + i), f"{ep.ip} . {ep.port}")
         return [f"meta l4proto {svc.protocol} dnat ip to numgen random mod {n} offset {offset} map @{dnat}"]
@@ -333,7 +371,7 @@ def _dispatch(c: _Collect, chain: str, name: ServicePortName, svc: ServicePort,
         rules.append(f"ip saddr @affinity-{base} goto endpoint-{base}")
     vmap = _dispatch_map(c, f"endpoint-chains-{shard(chain):02d}", "typeof numgen random mod 1 : verdict",
                          "endpoint chains of services with session affinity")
-    offset = c.chain_slots.get(chain, n)
+    offset = c.slot(c.chain_slots, chain, n)
     for i, ep in enumerate(endpoints):
         c.element(vmap, str(offset + i), f"goto endpoint-{names.nft_endpoint_base(name, ep)}")
     rules.append(f"numgen random mod {n} offset {offset} vmap @{vmap}")
@@ -405,3 +443,278 @@ def _service(c: _Collect, name: ServicePortName, svc: ServicePort, all_endpoints
             c.chain(f"endpoint-{ep_base}", [f"update @affinity-{ep_base} {{ ip saddr }}",
                                             f"meta l4proto {proto} dnat to {ep.ip}:{ep.port}"])
     return no_local_int, no_local_ext
+
+
+@dataclass(slots=True)
+class _Record:
+    """What one service port was rendered from: enough to render it again, byte for byte."""
+
+    svc: ServicePort
+    endpoints: tuple[Endpoint, ...]
+    offsets: tuple[int, ...]  # the slots `_dispatch` was given, in order
+
+
+class NftTable:
+    """The table as the last sync installed it, kept small: per service port only the inputs it was
+    rendered from (`_Record`), plus the elements of the global sets and who uses each per-service set.
+
+    A partial sync renders the changed services twice (as installed, from their records, and as
+    they are now) and writes the difference of those few contributions: the same transaction
+    `diff_script(build(old), build(new))` would write, without building or comparing the whole
+    table. Full syncs, and the rare partial sync where two services claim one key with different
+    values, go through `build` and `diff_script`/`full_script` themselves.
+    """
+
+    def __init__(self) -> None:
+        self.dnat_slots = SlotAllocator()
+        self.chain_slots = SlotAllocator()
+        self.records: dict[ServicePortName, _Record] = {}
+        self.by_service: dict[tuple[str, str], list[ServicePortName]] = {}
+        self.opts: NftOptions | None = None  # what the installed table was rendered with; None: nothing installed
+        self.index: dict[str, dict[str, str]] = {}  # the installed elements of GLOBAL_SETS
+        self.extra: dict[tuple[str, str], int] = {}  # holders beyond the first of such an element
+        self.conflicted = False
+        self.set_decls: dict[str, tuple[str, tuple[str, ...], bool]] = {}  # per-service sets: kind, decl, keep
+        self.set_users: dict[str, set[ServicePortName]] = {}
+        self.rules = self.elements = self.chains = 0
+        self.no_local = (0, 0)
+
+    @property
+    def installed(self) -> bool:
+        return self.opts is not None
+
+    def stats(self) -> tuple[dict[str, int], int, int]:
+        return {"rules": self.rules, "elements": self.elements, "chains": self.chains}, *self.no_local
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def _render(self, c: _Collect, spn: ServicePortName, svc: ServicePort, endpoints: tuple[Endpoint, ...],
+                opts: NftOptions, replay: tuple[int, ...] | None) -> tuple[Contribution, tuple[int, ...]]:
+        c.current, c.used = Contribution(), []
+        c.replay = iter(replay) if replay is not None else None
+        contribution = c.current
+        contribution.no_local = _service(c, spn, svc, endpoints, opts)
+        c.current, c.replay = None, None
+        return contribution, tuple(c.used)
+
+    def _rendered(self, spn: ServicePortName, opts: NftOptions) -> Contribution:
+        """A service port as installed."""
+        record = self.records[spn]
+        c = _Collect(None, self.dnat_slots, self.chain_slots)
+        return self._render(c, spn, record.svc, record.endpoints, opts, record.offsets)[0]
+
+    def installed_state(self) -> NftState:
+        """The whole installed table, rebuilt from the records."""
+        assert self.opts is not None
+        state = fixed_state(self.opts)
+        c = _Collect(state, self.dnat_slots, self.chain_slots)
+        for spn in sorted(self.records):
+            record = self.records[spn]
+            self._render(c, spn, record.svc, record.endpoints, self.opts, record.offsets)
+        return state
+
+    # -- syncs -------------------------------------------------------------------------------
+
+    def sync_script(self, snap: Snapshot, opts: NftOptions) -> str:
+        """The transaction taking the installed table to `snap` ("" if none is needed); the table then
+        counts as installed. If the transaction fails, the caller must `reset()`."""
+        if self.opts is not None and snap.changed is not None and not self.conflicted and opts == self.opts:
+            script = self._partial(snap, snap.changed)
+            if script is not None:
+                return script
+        return self._rebuild(snap, opts)
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def _rebuild(self, snap: Snapshot, opts: NftOptions) -> str:
+        """As `build` + `full_script`/`diff_script`, then records of every service port."""
+        old = self.installed_state() if self.opts is not None else None
+        changed = snap.changed if old is not None else None
+        state = fixed_state(opts)
+        extra: dict[tuple[str, str], int] = {}
+        c = _Collect(state, self.dnat_slots, self.chain_slots, extra)
+        records: dict[ServicePortName, _Record] = {}
+        set_decls: dict[str, tuple[str, tuple[str, ...], bool]] = {}
+        set_users: dict[str, set[ServicePortName]] = {}
+        no_int = no_ext = 0
+        for spn in sorted(snap.ports):
+            svc, endpoints = snap.ports[spn], snap.endpoints_of(spn)
+            previous = self.records.get(spn) if changed is not None and spn.service not in changed else None
+            if previous is not None:  # unchanged since installed: rendered again exactly as then
+                svc, endpoints = previous.svc, previous.endpoints
+            contribution, used = self._render(c, spn, svc, endpoints, opts,
+                                              previous.offsets if previous is not None else None)
+            records[spn] = previous or _Record(svc, endpoints, used)
+            for name, kind, decl, keep in contribution.sets:
+                set_decls.setdefault(name, (kind, decl, keep))
+                set_users.setdefault(name, set()).add(spn)
+            no_int += contribution.no_local[0]
+            no_ext += contribution.no_local[1]
+        state.no_local_internal, state.no_local_external = no_int, no_ext
+        alive = set(state.chains)
+        self.dnat_slots.release_except(alive)
+        self.chain_slots.release_except(alive)
+        script = full_script(state) if old is None else diff_script(old, state)
+        self.records, self.opts, self.conflicted, self.extra = records, opts, c.conflict, extra
+        self.by_service = {}
+        for spn in records:
+            self.by_service.setdefault(spn.service, []).append(spn)
+        self.index = {name: state.sets[name].elements for name in GLOBAL_SETS}
+        self.set_decls, self.set_users = set_decls, set_users
+        self.rules, self.elements, self.chains = state.rule_count, state.element_count, len(state.chains)
+        self.no_local = (no_int, no_ext)
+        return script
+
+    def _partial(self, snap: Snapshot, changed: set[tuple[str, str]]) -> str | None:
+        """The transaction for the services in `changed` only, or None when only a rebuild is right."""
+        opts = self.opts
+        assert opts is not None
+        old_spns = sorted(spn for key in changed for spn in self.by_service.get(key, ()))
+        new_ports = sorted((sp for key in changed for sp in snap.ports_of(key)), key=lambda sp: sp.name)
+        olds = [(spn, self._rendered(spn, opts)) for spn in old_spns]
+        c = _Collect(None, self.dnat_slots, self.chain_slots)
+        news: list[tuple[ServicePortName, Contribution, _Record]] = []
+        for sp in new_ports:
+            endpoints = snap.endpoints_of(sp.name)
+            contribution, used = self._render(c, sp.name, sp, endpoints, opts, None)
+            news.append((sp.name, contribution, _Record(sp, endpoints, used)))
+
+        old_chains = {name: rules for _, con in olds for name, rules in con.chains}
+        new_chains = {name: rules for _, con, _ in news for name, rules in con.chains}
+        if len(old_chains) != sum(len(con.chains) for _, con in olds) or \
+                len(new_chains) != sum(len(con.chains) for _, con, _ in news):
+            return None  # two service ports with one chain name (a truncated name): let build decide
+        changed_chains = [n for n, rules in new_chains.items() if old_chains.get(n) != rules]
+        stale_chains = [n for n in old_chains if n not in new_chains]
+
+        # per-service sets: users after this sync
+        old_set = {spn for spn, _ in olds}
+        users_after: dict[str, set[ServicePortName]] = {}
+        for _, con in olds:
+            for name, *_ in con.sets:
+                users_after.setdefault(name, self.set_users.get(name, set()) - old_set)
+        decls: dict[str, tuple[str, tuple[str, ...], bool]] = {}
+        for spn, con, _ in news:
+            for name, kind, decl, keep in con.sets:
+                users_after.setdefault(name, self.set_users.get(name, set()) - old_set).add(spn)
+                decls.setdefault(name, (kind, decl, keep))
+        added_sets = [n for n in decls if n not in self.set_decls]
+        stale_sets = [n for n, users in users_after.items() if not users]
+
+        # elements: who holds each touched key, before (the changed services as installed) and after
+        old_hold: dict[tuple[str, str], list[str]] = {}
+        for _, con in olds:
+            for set_name, key, value in con.elements:
+                old_hold.setdefault((set_name, key), []).append(value)
+        new_hold: dict[tuple[str, str], list[str]] = {}
+        for _, con, _ in news:
+            for set_name, key, value in con.elements:
+                new_hold.setdefault((set_name, key), []).append(value)
+        outcome: dict[tuple[str, str], tuple[int, str | None, int, str | None]] = {}
+        for sk in (*old_hold, *(k for k in new_hold if k not in old_hold)):
+            set_name, key = sk
+            held_before = old_hold.get(sk, [])
+            held_after = new_hold.get(sk, [])
+            if set_name in GLOBAL_SETS:
+                installed = self.index[set_name]
+                before = 1 + self.extra.get(sk, 0) if key in installed else 0
+                value_before = installed.get(key)
+            else:
+                before, value_before = len(held_before), (held_before[-1] if held_before else None)
+            others = before - len(held_before)  # holders among the unchanged services
+            if others < 0 or len(set(held_before)) > 1 or len(set(held_after)) > 1:
+                return None
+            if others and held_after and held_after[0] != value_before:
+                return None  # a changed service claims a key an unchanged one holds otherwise
+            after = others + len(held_after)
+            value_after = value_before if others else (held_after[0] if held_after else None)
+            outcome[sk] = (before, value_before, after, value_after)
+
+        def set_rank(name: str) -> tuple[int, ServicePortName | None, int]:
+            if name in GLOBAL_SETS:
+                return (0, None, GLOBAL_SETS.index(name))
+            first = min(users_after[name])
+            con = next((con for spn, con, _ in news if spn == first), None) or self._rendered(first, opts)
+            return (1, first, next(i for i, (n, *_) in enumerate(con.sets) if n == name))
+
+        gone: dict[str, list[str]] = {}
+        for _, con in olds:
+            for set_name, key, _value in con.elements:
+                before, value_before, after, value_after = outcome[(set_name, key)]
+                if before and (not after or value_after != value_before) and key not in gone.get(set_name, ()):
+                    if set_name in GLOBAL_SETS or users_after.get(set_name):
+                        gone.setdefault(set_name, []).append(key)
+        added: dict[str, dict[str, str]] = {}
+        for _, con, _ in news:
+            for set_name, key, _value in con.elements:
+                before, value_before, after, value_after = outcome[(set_name, key)]
+                if after and (not before or value_after != value_before):
+                    added.setdefault(set_name, {})[key] = value_after or ""
+        set_order = sorted({*gone, *added}, key=set_rank)
+
+        t = f"ip {TABLE}"
+        out: list[str] = []
+        for name in changed_chains:
+            out.append(f"flush chain {t} {name}" if name in old_chains else f"add chain {t} {name}")
+        out += [f"flush chain {t} {name}" for name in stale_chains]
+        for name in sorted(added_sets, key=set_rank):
+            kind, decl, _ = decls[name]
+            out.append(f"add {kind} {t} {name} {{ {'; '.join(decl)}; }}")
+        for name in set_order:
+            if gone.get(name):
+                out.append(f"delete element {t} {name} {{ {', '.join(gone[name])} }}")
+        for name in changed_chains:
+            out += [f"add rule {t} {name} {rule}" for rule in new_chains[name]]
+        for name in set_order:
+            if added.get(name):
+                out.append(f"add element {t} {name} {{ "
+                           + ", ".join(_element_text(k, v) for k, v in added[name].items()) + " }")
+        out += [f"delete chain {t} {name}" for name in stale_chains]
+        old_first: dict[str, str] = {}
+        for _, con in olds:
+            for name, kind, *_ in con.sets:
+                old_first.setdefault(name, kind)
+        out += [f"delete {old_first[name]} {t} {name}" for name in old_first if name in stale_sets]
+
+        # commit
+        for spn in old_spns:
+            del self.records[spn]
+        for spn, _, record in news:
+            self.records[spn] = record
+        for service in changed:
+            spns = [sp.name for sp in snap.ports_of(service)]
+            if spns:
+                self.by_service[service] = spns
+            else:
+                self.by_service.pop(service, None)
+        for sk, (before, _, after, value_after) in outcome.items():
+            set_name, key = sk
+            self.elements += (after > 0) - (before > 0)
+            if set_name not in GLOBAL_SETS:
+                continue
+            if after:
+                self.index[set_name][key] = value_after or ""
+            else:
+                self.index[set_name].pop(key, None)
+            if after > 1:
+                self.extra[sk] = after - 1
+            else:
+                self.extra.pop(sk, None)
+        for name, users in users_after.items():
+            if users:
+                self.set_users[name] = users
+                self.set_decls.setdefault(name, decls.get(name) or self.set_decls.get(name) or ("set", (), False))
+            else:
+                self.set_users.pop(name, None)
+                self.set_decls.pop(name, None)
+        dead = set(stale_chains)
+        self.dnat_slots.release(dead)
+        self.chain_slots.release(dead)
+        self.rules += sum(len(r) for r in new_chains.values()) - sum(len(r) for r in old_chains.values())
+        self.chains += len(new_chains) - len(old_chains)
+        self.no_local = (self.no_local[0] + sum(con.no_local[0] for _, con, _ in news)
+                         - sum(con.no_local[0] for _, con in olds),
+                         self.no_local[1] + sum(con.no_local[1] for _, con, _ in news)
+                         - sum(con.no_local[1] for _, con in olds))
+        return "\n".join(out) + "\n" if out else ""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from pyroute2 import IPRoute
-
 
 def local_ipv4_addresses() -> list[str]:
+    from pyroute2 import IPRoute  # ~10 MB of modules, needed only with --nodeport-addresses
+
     with IPRoute() as ipr:
         return sorted({a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=2) if a.get_attr("IFA_ADDRESS")},
                       key=lambda ip: ipaddress.IPv4Address(ip))

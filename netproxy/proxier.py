@@ -23,6 +23,7 @@ from netproxy import conntrack
 from netproxy.backend import Backend, ModeUnavailable
 from netproxy.config import MODES, ProxyConfig
 from netproxy.health import HealthState, HTTPServers
+from netproxy.informer import StubInformer
 from netproxy.leftovers import remove_other_modes
 from netproxy.metrics import ProxyMetrics
 from netproxy.model import Obj
@@ -132,14 +133,14 @@ class Proxier:
         self.metrics.rules = stats.rules
         self.metrics.no_local_endpoints = {"internal": stats.no_local_internal,
                                            "external": stats.no_local_external}
-        self.metrics.services = len(snap.ports)
-        self.metrics.endpoints = sum(len(v) for v in snap.endpoints.values())
+        self.metrics.services = snap.port_count
+        self.metrics.endpoints = snap.endpoint_count
         self.health.updated()
         now = time.time()
         for trigger in snap.trigger_times:
             self.metrics.network_programming.observe(max(0.0, now - trigger))
         log.info("%s sync (%s) of %d service ports took %.3fs", self.backend.mode, "full" if full else "partial",
-                 len(snap.ports), elapsed)
+                 snap.port_count, elapsed)
         view = conntrack.udp_view(snap)
         if self._udp is not None:
             nat_match = getattr(self.backend, "conntrack_nat_match", "--dst-nat")
@@ -191,8 +192,9 @@ async def run_proxy(config: ProxyConfig, stop: asyncio.Event, *, client: Client 
     await servers.start(config.healthz_bind_address, config.metrics_bind_address)
     own_client = client is None
     api = client or Client.from_kubeconfig(config.kubeconfig)
-    services = Informer(api, SERVICES, label_selector=SERVICE_SELECTOR)
-    slices = Informer(api, ENDPOINTSLICES, label_selector=SLICE_SELECTOR)
+    # the tracker keeps what the rules need; the informers' caches only stubs (netproxy.informer)
+    services = StubInformer(api, SERVICES, label_selector=SERVICE_SELECTOR)
+    slices = StubInformer(api, ENDPOINTSLICES, label_selector=SLICE_SELECTOR)
     services.add_handler(proxier.on_service, proxier.on_service, proxier.on_service_delete)
     slices.add_handler(proxier.on_slice, proxier.on_slice, proxier.on_slice_delete)
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from netproxy.model import (
     SERVICE_NAME_LABEL,
@@ -35,18 +34,53 @@ def _parse_time(value: str | None) -> float | None:
         return None
 
 
-@dataclass
 class Snapshot:
-    """A consistent view for one sync; `changed` is None for a full sync."""
+    """A consistent view for one sync; `changed` is None for a full sync.
 
-    ports: dict[ServicePortName, ServicePort]
-    endpoints: dict[ServicePortName, tuple[Endpoint, ...]]
-    changed: set[ServiceKey] | None = field(default=None)
-    # endpoints.kubernetes.io/last-change-trigger-time of the slice changes in this sync (epoch seconds)
-    trigger_times: list[float] = field(default_factory=list)
+    It holds the tracker's per-service records (shallow copies: the tracker replaces a
+    service's list or dict on change, never edits it), so taking one is cheap at 10k
+    services; `ports` and `endpoints`, flat over all services, are built on first use.
+    """
+
+    def __init__(self, service_ports: dict[ServiceKey, list[ServicePort]],
+                 service_endpoints: dict[ServiceKey, dict[ServicePortName, tuple[Endpoint, ...]]],
+                 changed: set[ServiceKey] | None = None, trigger_times: list[float] | None = None, *,
+                 port_count: int | None = None, endpoint_count: int | None = None,
+                 udp_services: frozenset[ServiceKey] | None = None) -> None:
+        self.service_ports = service_ports
+        self.service_endpoints = service_endpoints
+        self.changed = changed
+        # endpoints.kubernetes.io/last-change-trigger-time of the slice changes in this sync (epoch seconds)
+        self.trigger_times = trigger_times if trigger_times is not None else []
+        self._ports: dict[ServicePortName, ServicePort] | None = None
+        self._endpoints: dict[ServicePortName, tuple[Endpoint, ...]] | None = None
+        self.port_count = port_count if port_count is not None else len(self.ports)
+        self.endpoint_count = endpoint_count if endpoint_count is not None else \
+            sum(len(v) for v in self.endpoints.values())
+        self.udp_services = udp_services if udp_services is not None else \
+            frozenset(k for k, plist in service_ports.items() if any(p.protocol == "udp" for p in plist))
+
+    @property
+    def ports(self) -> dict[ServicePortName, ServicePort]:
+        if self._ports is None:
+            self._ports = {sp.name: sp for plist in self.service_ports.values() for sp in plist}
+        return self._ports
+
+    @property
+    def endpoints(self) -> dict[ServicePortName, tuple[Endpoint, ...]]:
+        if self._endpoints is None:
+            self._endpoints = {spn: eps for by_port in self.service_endpoints.values()
+                               for spn, eps in by_port.items()}
+        return self._endpoints
 
     def endpoints_of(self, name: ServicePortName) -> tuple[Endpoint, ...]:
-        return self.endpoints.get(name, ())
+        if self._endpoints is not None:
+            return self._endpoints.get(name, ())
+        return self.service_endpoints.get(name.service, {}).get(name, ())
+
+    def ports_of(self, key: ServiceKey) -> list[ServicePort]:
+        """The ports of one service (a cheap look-up, without building `ports`)."""
+        return self.service_ports.get(key, [])
 
 
 class ChangeTracker:
@@ -58,6 +92,9 @@ class ChangeTracker:
         self._merged: dict[ServiceKey, dict[ServicePortName, tuple[Endpoint, ...]]] = {}
         self._changed: set[ServiceKey] = set()
         self._trigger_times: list[float] = []
+        self._port_count = 0  # service ports and endpoints, kept as counts so that a sync needn't count
+        self._endpoint_count = 0
+        self._udp: set[ServiceKey] = set()  # services with a UDP port (conntrack cleanup looks at those)
 
     # -- services -------------------------------------------------------------------
 
@@ -65,21 +102,31 @@ class ChangeTracker:
         md = service["metadata"]
         key = (md.get("namespace") or "default", md["name"])
         ports = service_ports(service)
-        if self._ports.get(key, []) == ports:
+        old = self._ports.get(key, [])
+        if old == ports:
             return False
+        self._set_ports(key, old, ports)
+        return True
+
+    def _set_ports(self, key: ServiceKey, old: list[ServicePort], ports: list[ServicePort]) -> None:
+        self._port_count += len(ports) - len(old)
         if ports:
             self._ports[key] = ports
         else:
             self._ports.pop(key, None)
+        if any(p.protocol == "udp" for p in ports):
+            self._udp.add(key)
+        else:
+            self._udp.discard(key)
         self._changed.add(key)
-        return True
 
     def delete_service(self, service: Obj) -> bool:
         md = service["metadata"]
         key = (md.get("namespace") or "default", md["name"])
-        if self._ports.pop(key, None) is None:
+        old = self._ports.get(key)
+        if old is None:
             return False
-        self._changed.add(key)
+        self._set_ports(key, old, [])
         return True
 
     # -- endpoint slices --------------------------------------------------------------
@@ -134,6 +181,7 @@ class ChangeTracker:
         old = self._merged.get(key, {})
         if _full(old) == _full(result):
             return False
+        self._endpoint_count += sum(len(v) for v in result.values()) - sum(len(v) for v in old.values())
         if result:
             self._merged[key] = result
         else:
@@ -149,12 +197,11 @@ class ChangeTracker:
 
     def snapshot(self, full: bool = False) -> Snapshot:
         """Everything known now; resets the changed set (the caller must sync it)."""
-        ports = {sp.name: sp for plist in self._ports.values() for sp in plist}
-        endpoints = {spn: eps for by_port in self._merged.values() for spn, eps in by_port.items()}
         changed = None if full else set(self._changed)
         self._changed.clear()
         triggers, self._trigger_times = self._trigger_times, []
-        return Snapshot(ports, endpoints, changed, triggers)
+        return Snapshot(dict(self._ports), dict(self._merged), changed, triggers, port_count=self._port_count,
+                        endpoint_count=self._endpoint_count, udp_services=frozenset(self._udp))
 
     def mark_all_changed(self) -> None:
         self._changed.update(self._ports)
