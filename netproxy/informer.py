@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from controlplane.client import Informer
+from netproxy.model import own
 
 Obj = dict[str, Any]
 _STUB_FIELDS = ("namespace", "name", "resourceVersion")
@@ -22,7 +23,7 @@ _STUB_FIELDS = ("namespace", "name", "resourceVersion")
 def stub(obj: Obj) -> Obj:
     """What the proxy's informer caches keep of `obj`: the metadata fields a relist and a delete need."""
     md = obj.get("metadata") or {}
-    return {"metadata": {k: md[k] for k in _STUB_FIELDS if k in md}}
+    return {"metadata": {k: own(md[k]) for k in _STUB_FIELDS if k in md}}
 
 
 class StubInformer(Informer):

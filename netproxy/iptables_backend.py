@@ -13,11 +13,12 @@ import asyncio
 import logging
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import replace
 
 from netproxy import execs
 from netproxy.backend import ModeUnavailable, SyncStats
-from netproxy.iptables_render import FILTER_CHAINS, JUMP_RULES, NAT_CHAINS, Rendered, RenderOptions, render
+from netproxy.iptables_render import FILTER_CHAINS, JUMP_RULES, NAT_CHAINS, RenderOptions, render
 from netproxy.names import NameCache, is_service_chain
 from netproxy.nodeaddrs import nodeport_ips
 from netproxy.tracker import Snapshot
@@ -60,7 +61,7 @@ class IptablesBackend:
         self.save = f"iptables-{suffix}-save"
         self._existing: set[str] | None = None
         self._names = NameCache()
-        self.last: Rendered | None = None
+        self.script_hook: Callable[[str], None] | None = None  # sees each restore input (benchmarks, debugging)
 
     def check(self) -> None:
         for tool in (self.iptables, self.restore, self.save):
@@ -108,6 +109,8 @@ class IptablesBackend:
             await self.ensure_jumps(tables)
             self._existing = await self.existing_service_chains(tables)
         rendered = render(snap, self.opts, self._existing, self._names)
+        if self.script_hook is not None:
+            self.script_hook(rendered.text)
         try:
             await execs.run([self.restore, "-w", "--noflush", "--counters"], stdin=rendered.text)
         except execs.ToolError:
@@ -116,7 +119,6 @@ class IptablesBackend:
         self._existing = set(rendered.active_nat_chains)
         if full:
             self._names.forget_except(self._existing)
-        self.last = rendered
         return SyncStats({"filter": rendered.filter_rules, "nat": rendered.nat_rules},
                          rendered.no_local_internal, rendered.no_local_external)
 

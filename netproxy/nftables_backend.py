@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 
 from netproxy import execs
@@ -29,7 +30,7 @@ class NftablesBackend:
         self.opts = opts
         self.nodeport_cidrs = nodeport_cidrs
         self.table = NftTable()  # what the kernel has, as far as this process knows
-        self.last_script = ""
+        self.script_hook: Callable[[str], None] | None = None  # sees each transaction (benchmarks, debugging)
 
     def check(self) -> None:
         if not execs.have("nft"):
@@ -40,7 +41,8 @@ class NftablesBackend:
             ips = await asyncio.to_thread(nodeport_ips, list(self.nodeport_cidrs))  # pyroute2 wants no loop
             self.opts = replace(self.opts, nodeport_ips=ips)
         script = self.table.sync_script(snap, self.opts)
-        self.last_script = script
+        if self.script_hook is not None:
+            self.script_hook(script)
         if script:
             try:
                 await execs.run(["nft", "-f", "-"], stdin=script)

@@ -123,6 +123,7 @@ class Contribution:
     elements: list[tuple[str, str, str]] = field(default_factory=list)
     sets: list[tuple[str, str, tuple[str, ...], bool]] = field(default_factory=list)
     no_local: tuple[int, int] = (0, 0)
+    hairpin_ips: list[str] = field(default_factory=list)  # NftTable's renders: hairpin elements by endpoint IP
 
 
 class BuildCache:
@@ -139,15 +140,14 @@ class _Collect:
     exactly as it was rendered before, from `replay` (the offsets recorded then)."""
 
     def __init__(self, state: NftState | None, dnat_slots: SlotAllocator, chain_slots: SlotAllocator,
-                 extra: dict[tuple[str, str], int] | None = None) -> None:
+                 by_ip: bool = False) -> None:
         self.state = state
         self.dnat_slots = dnat_slots
         self.chain_slots = chain_slots
         self.current: Contribution | None = None
         self.replay: Iterator[int] | None = None
         self.used: list[int] = []
-        self.extra = extra  # counts second and later holders of a global set's element (NftTable)
-        self.conflict = False  # two services wrote different values under one key of a global set
+        self.by_ip = by_ip  # record hairpin elements as endpoint IPs (Contribution.hairpin_ips), not text
 
     def slot(self, allocator: SlotAllocator, chain: str, size: int) -> int:
         offset = next(self.replay) if self.replay is not None else allocator.get(chain, size)
@@ -156,13 +156,18 @@ class _Collect:
 
     def element(self, set_name: str, key: str, value: str = "") -> None:
         if self.state is not None:
-            elements = self.state.sets[set_name].elements
-            if self.extra is not None and set_name in GLOBAL_SETS and key in elements:
-                self.extra[(set_name, key)] = self.extra.get((set_name, key), 0) + 1
-                self.conflict = self.conflict or elements[key] != value
-            elements[key] = value
+            self.state.sets[set_name].elements[key] = value
         if self.current is not None:
             self.current.elements.append((set_name, key, value))
+
+    def hairpin(self, ip: str) -> None:
+        if not self.by_ip:
+            self.element("hairpin", f"{ip} . {ip}")
+            return
+        if self.state is not None:
+            self.state.sets["hairpin"].elements[f"{ip} . {ip}"] = ""
+        if self.current is not None:
+            self.current.hairpin_ips.append(ip)
 
     def chain(self, name: str, rules: list[str]) -> None:
         if self.state is not None:
@@ -435,7 +440,7 @@ def _service(c: _Collect, name: ServicePortName, svc: ServicePort, all_endpoints
         c.chain(local_chain, [*(masq if internal_chain == local_chain else []),
                               *_dispatch(c, local_chain, name, svc, cat.local)])
     for ep in cat.all_reachable:
-        c.element("hairpin", f"{ep.ip} . {ep.ip}")
+        c.hairpin(ep.ip)
         if svc.session_affinity:
             ep_base = names.nft_endpoint_base(name, ep)
             c.add_set(f"affinity-{ep_base}", "set",
@@ -454,15 +459,41 @@ class _Record:
     offsets: tuple[int, ...]  # the slots `_dispatch` was given, in order
 
 
+def _holdings(con: Contribution) -> Iterator[tuple[str, str, str]]:
+    """(set, key, value) of each element a contribution adds; hairpin elements keyed by the endpoint IP."""
+    yield from con.elements
+    for ip in con.hairpin_ips:
+        yield "hairpin", ip, ""
+
+
+def _key_text(set_name: str, key: str) -> str:
+    return f"{key} . {key}" if set_name == "hairpin" else key
+
+
+def _hold(index: dict[str, dict[str, str]], extra: dict[tuple[str, str], int], set_name: str, key: str,
+          value: str) -> bool:
+    """Count one more holder of a global set's element (the last one's value wins, as in `build`);
+    True if holders disagree on the value."""
+    elements = index[set_name]
+    conflict = False
+    if key in elements:
+        extra[(set_name, key)] = extra.get((set_name, key), 0) + 1
+        conflict = elements[key] != value
+    elements[key] = value
+    return conflict
+
+
 class NftTable:
     """The table as the last sync installed it, kept small: per service port only the inputs it was
-    rendered from (`_Record`), plus the elements of the global sets and who uses each per-service set.
+    rendered from (`_Record`), the elements of the global sets (hairpin ones by endpoint IP, no text)
+    and who uses each per-service set.
 
-    A partial sync renders the changed services twice (as installed, from their records, and as
-    they are now) and writes the difference of those few contributions: the same transaction
-    `diff_script(build(old), build(new))` would write, without building or comparing the whole
-    table. Full syncs, and the rare partial sync where two services claim one key with different
-    values, go through `build` and `diff_script`/`full_script` themselves.
+    The first sync writes `full_script(build(...))` without building the table in memory. Later
+    syncs render the services in question twice, as installed (from their records) and as they are
+    now, and write the difference of the few that differ: the transaction
+    `diff_script(build(old), build(new))` writes, byte for byte (tests/unit/netproxy compares them),
+    without building or comparing whole tables. Where two service ports claim one key with
+    different values, or the options changed, `build` and `diff_script` themselves are used.
     """
 
     def __init__(self) -> None:
@@ -471,7 +502,7 @@ class NftTable:
         self.records: dict[ServicePortName, _Record] = {}
         self.by_service: dict[tuple[str, str], list[ServicePortName]] = {}
         self.opts: NftOptions | None = None  # what the installed table was rendered with; None: nothing installed
-        self.index: dict[str, dict[str, str]] = {}  # the installed elements of GLOBAL_SETS
+        self.index: dict[str, dict[str, str]] = {name: {} for name in GLOBAL_SETS}  # installed global elements
         self.extra: dict[tuple[str, str], int] = {}  # holders beyond the first of such an element
         self.conflicted = False
         self.set_decls: dict[str, tuple[str, tuple[str, ...], bool]] = {}  # per-service sets: kind, decl, keep
@@ -486,9 +517,14 @@ class NftTable:
     def stats(self) -> tuple[dict[str, int], int, int]:
         return {"rules": self.rules, "elements": self.elements, "chains": self.chains}, *self.no_local
 
+    def reset(self) -> None:
+        """Forget everything (the kernel's table is unknown): the next sync replaces the table."""
+        self.__init__()  # type: ignore[misc]
+
     # -- rendering ---------------------------------------------------------------------------
 
-    def _render(self, c: _Collect, spn: ServicePortName, svc: ServicePort, endpoints: tuple[Endpoint, ...],
+    @staticmethod
+    def _render(c: _Collect, spn: ServicePortName, svc: ServicePort, endpoints: tuple[Endpoint, ...],
                 opts: NftOptions, replay: tuple[int, ...] | None) -> tuple[Contribution, tuple[int, ...]]:
         c.current, c.used = Contribution(), []
         c.replay = iter(replay) if replay is not None else None
@@ -497,14 +533,15 @@ class NftTable:
         c.current, c.replay = None, None
         return contribution, tuple(c.used)
 
-    def _rendered(self, spn: ServicePortName, opts: NftOptions) -> Contribution:
+    def _rendered(self, spn: ServicePortName) -> Contribution:
         """A service port as installed."""
+        assert self.opts is not None
         record = self.records[spn]
-        c = _Collect(None, self.dnat_slots, self.chain_slots)
-        return self._render(c, spn, record.svc, record.endpoints, opts, record.offsets)[0]
+        c = _Collect(None, self.dnat_slots, self.chain_slots, by_ip=True)
+        return self._render(c, spn, record.svc, record.endpoints, self.opts, record.offsets)[0]
 
     def installed_state(self) -> NftState:
-        """The whole installed table, rebuilt from the records."""
+        """The whole installed table, built from the records (for tests and the reference path)."""
         assert self.opts is not None
         state = fixed_state(self.opts)
         c = _Collect(state, self.dnat_slots, self.chain_slots)
@@ -516,138 +553,230 @@ class NftTable:
     # -- syncs -------------------------------------------------------------------------------
 
     def sync_script(self, snap: Snapshot, opts: NftOptions) -> str:
-        """The transaction taking the installed table to `snap` ("" if none is needed); the table then
-        counts as installed. If the transaction fails, the caller must `reset()`."""
-        if self.opts is not None and snap.changed is not None and not self.conflicted and opts == self.opts:
-            script = self._partial(snap, snap.changed)
-            if script is not None:
-                return script
-        return self._rebuild(snap, opts)
+        """The transaction taking the installed table to `snap` ("" if none is needed); afterwards the
+        table counts as installed. If the transaction fails, the caller must `reset()`."""
+        script: str | None = None
+        if self.opts is None:
+            script = self._install(snap, opts)
+        elif not self.conflicted and opts == self.opts:
+            if snap.changed is None:
+                script = self._diff(snap, list(self.records), list(snap.ports.values()), None)
+            else:
+                changed = snap.changed
+                script = self._diff(snap, [spn for key in changed for spn in self.by_service.get(key, ())],
+                                    [sp for key in changed for sp in snap.ports_of(key)], changed)
+        return script if script is not None else self._rebuild(snap, opts)
 
-    def reset(self) -> None:
-        self.__init__()  # type: ignore[misc]
-
-    def _rebuild(self, snap: Snapshot, opts: NftOptions) -> str:
-        """As `build` + `full_script`/`diff_script`, then records of every service port."""
-        old = self.installed_state() if self.opts is not None else None
-        changed = snap.changed if old is not None else None
-        state = fixed_state(opts)
+    def _install(self, snap: Snapshot, opts: NftOptions) -> str | None:
+        """`full_script(build(snap))`, written service by service."""
+        fixed = fixed_state(opts)
+        decls = {name: (s.kind, s.decl) for name, s in fixed.sets.items()}
+        chain_lines: list[str] = []
+        chain_names = set(fixed.chains)
+        index: dict[str, dict[str, str]] = {name: {} for name in GLOBAL_SETS}
         extra: dict[tuple[str, str], int] = {}
-        c = _Collect(state, self.dnat_slots, self.chain_slots, extra)
+        per_set: dict[str, list[str]] = {}
         records: dict[ServicePortName, _Record] = {}
         set_decls: dict[str, tuple[str, tuple[str, ...], bool]] = {}
         set_users: dict[str, set[ServicePortName]] = {}
+        conflict = False
+        rules, no_int, no_ext = fixed.rule_count, 0, 0
+        c = _Collect(None, self.dnat_slots, self.chain_slots, by_ip=True)
+        for spn in sorted(snap.ports):
+            svc, endpoints = snap.ports[spn], snap.endpoints_of(spn)
+            con, used = self._render(c, spn, svc, endpoints, opts, None)
+            records[spn] = _Record(svc, endpoints, used)
+            for name, chain_rules in con.chains:
+                if name in chain_names:
+                    return None  # one chain name for two service ports (a truncated name): let build decide
+                chain_names.add(name)
+                chain_lines += [f"\tchain {name} {{", *(f"\t\t{r}" for r in chain_rules), "\t}"]
+                rules += len(chain_rules)
+            for name, kind, decl, keep in con.sets:
+                decls.setdefault(name, (kind, decl))
+                set_decls.setdefault(name, (kind, decl, keep))
+                set_users.setdefault(name, set()).add(spn)
+            for set_name, key, value in _holdings(con):
+                if set_name in GLOBAL_SETS:
+                    conflict = _hold(index, extra, set_name, key, value) or conflict
+                else:
+                    per_set.setdefault(set_name, []).append(_element_text(key, value))
+            no_int += con.no_local[0]
+            no_ext += con.no_local[1]
+        self.dnat_slots.release(set())
+        self.chain_slots.release(set())
+
+        lines = [f"add table ip {TABLE}", f"delete table ip {TABLE}", f"table ip {TABLE} {{",
+                 '\tcomment "rules for kube-proxy"']
+        for name, (kind, decl) in decls.items():
+            lines += [f"\t{kind} {name} {{", *(f"\t\t{d}" for d in decl), "\t}"]
+        for name, (hook, chain_rules) in fixed.chains.items():
+            lines += [f"\tchain {name} {{", *([f"\t\t{hook}"] if hook else []), *(f"\t\t{r}" for r in chain_rules),
+                      "\t}"]
+        lines += chain_lines
+        del chain_lines
+        lines.append("}")
+        elements = 0
+        for name in decls:
+            if name in GLOBAL_SETS:
+                texts: list[str] | None = None
+                members = index[name]
+                elements += len(members)
+                if members:
+                    lines.append(f"add element ip {TABLE} {name} {{ " + ", ".join(
+                        _element_text(_key_text(name, k), v) for k, v in members.items()) + " }")
+                continue
+            texts = per_set.pop(name, None)
+            if texts is None and name in fixed.sets:
+                texts = [_element_text(k, v) for k, v in fixed.sets[name].elements.items()]
+            if texts:
+                elements += len(texts)
+                lines.append(f"add element ip {TABLE} {name} {{ " + ", ".join(texts) + " }")
+        script = "\n".join(lines) + "\n"
+        self.records, self.opts, self.index, self.extra, self.conflicted = records, opts, index, extra, conflict
+        self.by_service = {}
+        for spn in records:
+            self.by_service.setdefault(spn.service, []).append(spn)
+        self.set_decls, self.set_users = set_decls, set_users
+        self.rules, self.elements, self.chains = rules, elements, len(chain_names)
+        self.no_local = (no_int, no_ext)
+        return script
+
+    def _rebuild(self, snap: Snapshot, opts: NftOptions) -> str:
+        """`build` + `diff_script` (or `full_script`) themselves, then records of every service port."""
+        old = self.installed_state() if self.opts is not None else None
+        changed = snap.changed if old is not None else None
+        state = fixed_state(opts)
+        index: dict[str, dict[str, str]] = {name: {} for name in GLOBAL_SETS}
+        extra: dict[tuple[str, str], int] = {}
+        c = _Collect(state, self.dnat_slots, self.chain_slots, by_ip=True)
+        records: dict[ServicePortName, _Record] = {}
+        set_decls: dict[str, tuple[str, tuple[str, ...], bool]] = {}
+        set_users: dict[str, set[ServicePortName]] = {}
+        conflict = False
         no_int = no_ext = 0
         for spn in sorted(snap.ports):
             svc, endpoints = snap.ports[spn], snap.endpoints_of(spn)
             previous = self.records.get(spn) if changed is not None and spn.service not in changed else None
             if previous is not None:  # unchanged since installed: rendered again exactly as then
                 svc, endpoints = previous.svc, previous.endpoints
-            contribution, used = self._render(c, spn, svc, endpoints, opts,
-                                              previous.offsets if previous is not None else None)
+            con, used = self._render(c, spn, svc, endpoints, opts, previous.offsets if previous is not None else None)
             records[spn] = previous or _Record(svc, endpoints, used)
-            for name, kind, decl, keep in contribution.sets:
+            for name, kind, decl, keep in con.sets:
                 set_decls.setdefault(name, (kind, decl, keep))
                 set_users.setdefault(name, set()).add(spn)
-            no_int += contribution.no_local[0]
-            no_ext += contribution.no_local[1]
+            for set_name, key, value in _holdings(con):
+                if set_name in GLOBAL_SETS:
+                    conflict = _hold(index, extra, set_name, key, value) or conflict
+            no_int += con.no_local[0]
+            no_ext += con.no_local[1]
         state.no_local_internal, state.no_local_external = no_int, no_ext
         alive = set(state.chains)
         self.dnat_slots.release_except(alive)
         self.chain_slots.release_except(alive)
         script = full_script(state) if old is None else diff_script(old, state)
-        self.records, self.opts, self.conflicted, self.extra = records, opts, c.conflict, extra
+        self.records, self.opts, self.index, self.extra, self.conflicted = records, opts, index, extra, conflict
         self.by_service = {}
         for spn in records:
             self.by_service.setdefault(spn.service, []).append(spn)
-        self.index = {name: state.sets[name].elements for name in GLOBAL_SETS}
         self.set_decls, self.set_users = set_decls, set_users
         self.rules, self.elements, self.chains = state.rule_count, state.element_count, len(state.chains)
         self.no_local = (no_int, no_ext)
         return script
 
-    def _partial(self, snap: Snapshot, changed: set[tuple[str, str]]) -> str | None:
-        """The transaction for the services in `changed` only, or None when only a rebuild is right."""
+    def _diff(self, snap: Snapshot, old_spns: list[ServicePortName], new_ports: list[ServicePort],
+              changed: set[tuple[str, str]] | None) -> str | None:
+        """The transaction for these service ports (as installed: `old_spns`; as now: `new_ports`),
+        or None when only `_rebuild` is right. Ports whose rendering did not change are left out."""
         opts = self.opts
         assert opts is not None
-        old_spns = sorted(spn for key in changed for spn in self.by_service.get(key, ()))
-        new_ports = sorted((sp for key in changed for sp in snap.ports_of(key)), key=lambda sp: sp.name)
-        olds = [(spn, self._rendered(spn, opts)) for spn in old_spns]
-        c = _Collect(None, self.dnat_slots, self.chain_slots)
-        news: list[tuple[ServicePortName, Contribution, _Record]] = []
-        for sp in new_ports:
-            endpoints = snap.endpoints_of(sp.name)
-            contribution, used = self._render(c, sp.name, sp, endpoints, opts, None)
-            news.append((sp.name, contribution, _Record(sp, endpoints, used)))
+        new_by_name = {sp.name: sp for sp in new_ports}
+        c = _Collect(None, self.dnat_slots, self.chain_slots, by_ip=True)
+        olds: list[tuple[ServicePortName, Contribution]] = []
+        news: list[tuple[ServicePortName, Contribution]] = []
+        records: dict[ServicePortName, _Record] = {}
+        for spn in sorted({*old_spns, *new_by_name}):
+            old_con = self._rendered(spn) if spn in self.records else None
+            sp = new_by_name.get(spn)
+            new_con = None
+            if sp is not None:
+                endpoints = snap.endpoints_of(spn)
+                new_con, used = self._render(c, spn, sp, endpoints, opts, None)
+                records[spn] = _Record(sp, endpoints, used)
+            if old_con is not None and old_con == new_con:
+                continue  # renders as installed: nothing to write
+            if old_con is not None:
+                olds.append((spn, old_con))
+            if new_con is not None:
+                news.append((spn, new_con))
 
         old_chains = {name: rules for _, con in olds for name, rules in con.chains}
-        new_chains = {name: rules for _, con, _ in news for name, rules in con.chains}
+        new_chains = {name: rules for _, con in news for name, rules in con.chains}
         if len(old_chains) != sum(len(con.chains) for _, con in olds) or \
-                len(new_chains) != sum(len(con.chains) for _, con, _ in news):
-            return None  # two service ports with one chain name (a truncated name): let build decide
+                len(new_chains) != sum(len(con.chains) for _, con in news):
+            return None  # one chain name for two service ports (a truncated name): let build decide
         changed_chains = [n for n, rules in new_chains.items() if old_chains.get(n) != rules]
         stale_chains = [n for n in old_chains if n not in new_chains]
 
-        # per-service sets: users after this sync
+        # per-service sets: who uses them after this sync
         old_set = {spn for spn, _ in olds}
         users_after: dict[str, set[ServicePortName]] = {}
         for _, con in olds:
             for name, *_ in con.sets:
                 users_after.setdefault(name, self.set_users.get(name, set()) - old_set)
         decls: dict[str, tuple[str, tuple[str, ...], bool]] = {}
-        for spn, con, _ in news:
+        for spn, con in news:
             for name, kind, decl, keep in con.sets:
                 users_after.setdefault(name, self.set_users.get(name, set()) - old_set).add(spn)
                 decls.setdefault(name, (kind, decl, keep))
         added_sets = [n for n in decls if n not in self.set_decls]
-        stale_sets = [n for n, users in users_after.items() if not users]
+        stale_sets = {n for n, users in users_after.items() if not users}
 
-        # elements: who holds each touched key, before (the changed services as installed) and after
+        # elements: who holds each touched key before (these ports as installed) and after
         old_hold: dict[tuple[str, str], list[str]] = {}
         for _, con in olds:
-            for set_name, key, value in con.elements:
+            for set_name, key, value in _holdings(con):
                 old_hold.setdefault((set_name, key), []).append(value)
         new_hold: dict[tuple[str, str], list[str]] = {}
-        for _, con, _ in news:
-            for set_name, key, value in con.elements:
+        for _, con in news:
+            for set_name, key, value in _holdings(con):
                 new_hold.setdefault((set_name, key), []).append(value)
         outcome: dict[tuple[str, str], tuple[int, str | None, int, str | None]] = {}
         for sk in (*old_hold, *(k for k in new_hold if k not in old_hold)):
             set_name, key = sk
-            held_before = old_hold.get(sk, [])
-            held_after = new_hold.get(sk, [])
+            held_before, held_after = old_hold.get(sk, []), new_hold.get(sk, [])
             if set_name in GLOBAL_SETS:
                 installed = self.index[set_name]
                 before = 1 + self.extra.get(sk, 0) if key in installed else 0
                 value_before = installed.get(key)
             else:
                 before, value_before = len(held_before), (held_before[-1] if held_before else None)
-            others = before - len(held_before)  # holders among the unchanged services
+            others = before - len(held_before)  # holders among the ports left alone
             if others < 0 or len(set(held_before)) > 1 or len(set(held_after)) > 1:
                 return None
             if others and held_after and held_after[0] != value_before:
-                return None  # a changed service claims a key an unchanged one holds otherwise
+                return None  # a port claims a key another one holds with another value
             after = others + len(held_after)
             value_after = value_before if others else (held_after[0] if held_after else None)
             outcome[sk] = (before, value_before, after, value_after)
 
         def set_rank(name: str) -> tuple[int, ServicePortName | None, int]:
+            """Where `name` is in a built table's sets: the global ones first, then by first user."""
             if name in GLOBAL_SETS:
                 return (0, None, GLOBAL_SETS.index(name))
-            first = min(users_after[name])
-            con = next((con for spn, con, _ in news if spn == first), None) or self._rendered(first, opts)
+            first = min(users_after.get(name) or self.set_users[name])
+            con = next((con for spn, con in news if spn == first), None) or self._rendered(first)
             return (1, first, next(i for i, (n, *_) in enumerate(con.sets) if n == name))
 
-        gone: dict[str, list[str]] = {}
+        gone: dict[str, dict[str, None]] = {}
         for _, con in olds:
-            for set_name, key, _value in con.elements:
+            for set_name, key, _value in _holdings(con):
                 before, value_before, after, value_after = outcome[(set_name, key)]
-                if before and (not after or value_after != value_before) and key not in gone.get(set_name, ()):
-                    if set_name in GLOBAL_SETS or users_after.get(set_name):
-                        gone.setdefault(set_name, []).append(key)
+                if before and (not after or value_after != value_before) and set_name not in stale_sets:
+                    gone.setdefault(set_name, {})[key] = None
         added: dict[str, dict[str, str]] = {}
-        for _, con, _ in news:
-            for set_name, key, _value in con.elements:
+        for _, con in news:
+            for set_name, key, _value in _holdings(con):
                 before, value_before, after, value_after = outcome[(set_name, key)]
                 if after and (not before or value_after != value_before):
                     added.setdefault(set_name, {})[key] = value_after or ""
@@ -663,31 +792,36 @@ class NftTable:
             out.append(f"add {kind} {t} {name} {{ {'; '.join(decl)}; }}")
         for name in set_order:
             if gone.get(name):
-                out.append(f"delete element {t} {name} {{ {', '.join(gone[name])} }}")
+                out.append(f"delete element {t} {name} {{ {', '.join(_key_text(name, k) for k in gone[name])} }}")
         for name in changed_chains:
             out += [f"add rule {t} {name} {rule}" for rule in new_chains[name]]
         for name in set_order:
             if added.get(name):
-                out.append(f"add element {t} {name} {{ "
-                           + ", ".join(_element_text(k, v) for k, v in added[name].items()) + " }")
+                out.append(f"add element {t} {name} {{ " + ", ".join(
+                    _element_text(_key_text(name, k), v) for k, v in added[name].items()) + " }")
         out += [f"delete chain {t} {name}" for name in stale_chains]
-        old_first: dict[str, str] = {}
+        old_kinds: dict[str, str] = {}
         for _, con in olds:
             for name, kind, *_ in con.sets:
-                old_first.setdefault(name, kind)
-        out += [f"delete {old_first[name]} {t} {name}" for name in old_first if name in stale_sets]
+                old_kinds.setdefault(name, kind)
+        out += [f"delete {kind} {t} {name}" for name, kind in old_kinds.items() if name in stale_sets]
 
         # commit
         for spn in old_spns:
-            del self.records[spn]
-        for spn, _, record in news:
-            self.records[spn] = record
-        for service in changed:
-            spns = [sp.name for sp in snap.ports_of(service)]
-            if spns:
-                self.by_service[service] = spns
-            else:
-                self.by_service.pop(service, None)
+            if spn not in new_by_name:
+                del self.records[spn]
+        self.records.update(records)
+        if changed is None:
+            self.by_service = {}
+            for spn in sorted(self.records):
+                self.by_service.setdefault(spn.service, []).append(spn)
+        else:
+            for service in changed:
+                spns = [sp.name for sp in snap.ports_of(service)]
+                if spns:
+                    self.by_service[service] = spns
+                else:
+                    self.by_service.pop(service, None)
         for sk, (before, _, after, value_after) in outcome.items():
             set_name, key = sk
             self.elements += (after > 0) - (before > 0)
@@ -704,7 +838,8 @@ class NftTable:
         for name, users in users_after.items():
             if users:
                 self.set_users[name] = users
-                self.set_decls.setdefault(name, decls.get(name) or self.set_decls.get(name) or ("set", (), False))
+                if name not in self.set_decls:
+                    self.set_decls[name] = decls[name]
             else:
                 self.set_users.pop(name, None)
                 self.set_decls.pop(name, None)
@@ -713,8 +848,8 @@ class NftTable:
         self.chain_slots.release(dead)
         self.rules += sum(len(r) for r in new_chains.values()) - sum(len(r) for r in old_chains.values())
         self.chains += len(new_chains) - len(old_chains)
-        self.no_local = (self.no_local[0] + sum(con.no_local[0] for _, con, _ in news)
+        self.no_local = (self.no_local[0] + sum(con.no_local[0] for _, con in news)
                          - sum(con.no_local[0] for _, con in olds),
-                         self.no_local[1] + sum(con.no_local[1] for _, con, _ in news)
+                         self.no_local[1] + sum(con.no_local[1] for _, con in news)
                          - sum(con.no_local[1] for _, con in olds))
         return "\n".join(out) + "\n" if out else ""

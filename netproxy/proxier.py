@@ -25,6 +25,7 @@ from netproxy.config import MODES, ProxyConfig
 from netproxy.health import HealthState, HTTPServers
 from netproxy.informer import StubInformer
 from netproxy.leftovers import remove_other_modes
+from netproxy.memory import release_free_memory
 from netproxy.metrics import ProxyMetrics
 from netproxy.model import Obj
 from netproxy.tracker import ChangeTracker
@@ -146,6 +147,9 @@ class Proxier:
             nat_match = getattr(self.backend, "conntrack_nat_match", "--dst-nat")
             await conntrack.flush(conntrack.stale_commands(self._udp, view, nat_match))
         self._udp = view
+        if full:
+            del snap
+            release_free_memory()  # a full sync's ruleset text is gone now: so is the memory it took
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sync on changes (at most every min_sync_period) and fully every sync_period, until `stop`."""

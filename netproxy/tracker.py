@@ -17,6 +17,8 @@ from netproxy.model import (
     Obj,
     ServicePort,
     ServicePortName,
+    common,
+    own,
     service_ports,
     slice_endpoints,
 )
@@ -100,7 +102,7 @@ class ChangeTracker:
 
     def update_service(self, service: Obj) -> bool:
         md = service["metadata"]
-        key = (md.get("namespace") or "default", md["name"])
+        key = (common(md.get("namespace") or "default"), own(md["name"]))  # kept: see model.own
         ports = service_ports(service)
         old = self._ports.get(key, [])
         if old == ports:
@@ -133,8 +135,9 @@ class ChangeTracker:
 
     def update_slice(self, endpoint_slice: Obj) -> bool:
         md = endpoint_slice["metadata"]
-        namespace = md.get("namespace") or "default"
-        slice_key = (namespace, md["name"])
+        namespace = common(md.get("namespace") or "default")
+        slice_name = own(md["name"])  # kept: see model.own
+        slice_key = (namespace, slice_name)
         service_name = (md.get("labels") or {}).get(SERVICE_NAME_LABEL)
         changed = False
         owner = self._slice_owner.get(slice_key)
@@ -142,12 +145,12 @@ class ChangeTracker:
             changed = self._drop_slice(slice_key)  # relabelled to another service
         if not service_name:
             return changed
-        key = (namespace, service_name)
+        key = (namespace, own(service_name))
         eps = slice_endpoints(endpoint_slice, self.node_name)
         slices = self._slices.setdefault(key, {})
-        if owner == key and _full(slices.get(md["name"], {})) == _full(eps):
+        if owner == key and _full(slices.get(slice_name, {})) == _full(eps):
             return changed
-        slices[md["name"]] = eps
+        slices[slice_name] = eps
         self._slice_owner[slice_key] = key
         if self._remerge(key):
             trigger = _parse_time((md.get("annotations") or {}).get(TRIGGER_TIME_ANNOTATION))

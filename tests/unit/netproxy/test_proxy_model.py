@@ -92,3 +92,13 @@ def test_slice_trigger_times_reach_the_snapshot_once() -> None:
     assert tracker.update_slice(s)
     assert tracker.snapshot().trigger_times == [1767323045.0]
     assert tracker.snapshot().trigger_times == []
+
+
+def test_kept_strings_are_copies_of_the_decoded_objects_strings() -> None:
+    from netproxy.memory import release_free_memory
+    from netproxy.model import own
+
+    decoded = "".join(["10.1.", "2.3"])  # a string as a JSON decoder makes it
+    kept = own(decoded)
+    assert kept == decoded and kept is not decoded  # the decoded object's memory can go
+    assert release_free_memory() in (True, False)
