@@ -71,8 +71,9 @@ async def inner(mode: str, variant: str, n: int, changes: int, dump: Path) -> No
         proxier.on_slice(s)
     ingest = time.monotonic() - t0
     # the real proxy's informers keep a stub per object (netproxy.informer), not the objects: so does this
-    informer_caches = {(kind, o["metadata"]["name"]): stub(o) for kind, objs in (("svc", services), ("eps", slices))
-                       for o in objs}
+    # (keyed as the informer keys them: a new "namespace/name" string, not the object's own name string)
+    informer_caches = {f"{kind}:{o['metadata']['namespace']}/{o['metadata']['name']}": stub(o)
+                       for kind, objs in (("svc", services), ("eps", slices)) for o in objs}
     del services, slices
     scripts: list[str] = []  # the loader's input of the full sync, for the floor
     backend.script_hook = scripts.append  # type: ignore[attr-defined]
