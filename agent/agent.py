@@ -126,7 +126,7 @@ class Agent:
             await reporter.registered.wait()
 
             async def sync_routes() -> None:
-                try:  # pyroute2's synchronous API must not run on the event loop's thread
+                try:  # `ip` runs synchronously: not on the event loop's thread
                     await asyncio.to_thread(network.sync_routes, nodes.list())
                 except Exception as exc:
                     log.warning("syncing pod routes: %s", exc)

@@ -5,7 +5,10 @@ Debian's containernetworking-plugins) for every sandbox; the agent's part is the
 config that names the node's `spec.podCIDR` (assigned by the node IPAM
 controller), and, like flannel's host-gw backend, one route per other node:
 its podCIDR via its InternalIP. Routes are tagged with their own protocol
-number, so the agent only ever removes routes it added.
+number, so the agent only ever removes routes it added. Routes are read and
+written with iproute2's `ip` (JSON output), as the masquerade rule is with
+iptables: a netlink library would cost the agent ~8 MB of resident modules
+for a handful of calls a minute.
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ import logging
 import subprocess
 from pathlib import Path
 from typing import Any
-
-from pyroute2 import IPRoute
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -105,17 +106,33 @@ class PodNetwork:
                             if a.get("type") == "InternalIP"), None)
             if cidr and address:
                 wanted[cidr] = address
-        with IPRoute() as ipr:
-            present: dict[str, str] = {}
-            for route in ipr.get_routes(family=2, proto=ROUTE_PROTOCOL):
-                dst = f"{route.get_attr('RTA_DST')}/{route['dst_len']}"
-                present[dst] = route.get_attr("RTA_GATEWAY") or ""
-            for dst, gateway in present.items():
-                if wanted.get(dst) != gateway:
-                    ipr.route("del", dst=dst, proto=ROUTE_PROTOCOL)
-            for dst, gateway in wanted.items():
-                if present.get(dst) != gateway:
-                    try:
-                        ipr.route("replace", dst=dst, gateway=gateway, proto=ROUTE_PROTOCOL)
-                    except Exception as exc:  # not on our link: the node is elsewhere
-                        log.warning("route %s via %s: %s", dst, gateway, exc)
+        present: dict[str, str] = {}
+        for route in _ip_json("route", "show", "proto", str(ROUTE_PROTOCOL)):
+            dst = route.get("dst", "")
+            present[str(ipaddress.ip_network("0.0.0.0/0" if dst == "default" else dst))] = route.get("gateway", "")
+        for dst, gateway in present.items():
+            if wanted.get(dst) != gateway:
+                _ip("route", "del", dst, "proto", str(ROUTE_PROTOCOL))
+        for dst, gateway in wanted.items():
+            if present.get(dst) != gateway:
+                try:
+                    _ip("route", "replace", dst, "via", gateway, "proto", str(ROUTE_PROTOCOL))
+                except Exception as exc:  # not on our link: the node is elsewhere
+                    log.warning("route %s via %s: %s", dst, gateway, exc)
+
+
+class IPCommandError(RuntimeError):
+    """`ip` failed; the message is its own (e.g. "Error: Nexthop has invalid gateway.")."""
+
+
+def _ip(*args: str) -> str:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise IPCommandError(f"ip {' '.join(args)}: {result.stderr.strip() or f'exit code {result.returncode}'}")
+    return result.stdout
+
+
+def _ip_json(*args: str) -> list[Obj]:
+    """`ip -4 -j ARGS` parsed: IPv4 only, as the routes of ours are."""
+    out = _ip("-4", "-j", *args).strip()
+    return list(json.loads(out)) if out else []
