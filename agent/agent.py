@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 import yaml
 
+from agent.apiclient import NodeClient
 from agent.config import AgentConfig
 from agent.containerd import ContainerdPaths, ContainerdSupervisor, render_config
 from agent.containerspec import NodeContext
@@ -31,7 +32,7 @@ from agent.runtime import Runtime
 from agent.server import KubeletServer, ensure_serving_cert
 from agent.volumes import VolumeManager
 from controlplane.api import resources
-from controlplane.client import Client, Informer
+from controlplane.client import Informer
 from controlplane.client.events import EventRecorder
 from cri import api_pb2
 
@@ -90,7 +91,7 @@ class Agent:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         endpoint = await self._start_runtime()
         runtime = self.runtime = Runtime(endpoint, cfg.node_name)
-        client = Client.from_kubeconfig(cfg.kubeconfig)
+        client = NodeClient.from_kubeconfig(cfg.kubeconfig)
         cni_conf_dir = (ContainerdPaths(cfg.containerd_dir).cni_conf_dir if self.supervisor
                         else cfg.data_dir / "cni-conf")
         network = self.network = PodNetwork(cni_conf_dir, cfg.bridge_name, cfg.cni_ipam_dir, cfg.node_name,
