@@ -9,10 +9,14 @@ certificate — so the port can face the node network.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import ipaddress
 import logging
+import re
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,6 @@ from aiohttp import web
 
 from agent.logs import stream
 from agent.runtime import RUNNING, PodRuntime, Runtime
-from controlplane.client.certs import cert_pem, covers_ips, issue_cert, make_ca, write_key
 from controlplane.client.streams import proxy_upgrade
 from cri.errors import CRIError
 
@@ -36,12 +39,18 @@ def _status(code: int, reason: str, message: str) -> web.Response:
 
 
 def ensure_serving_cert(pki_dir: Path, node_name: str, node_ip: str) -> tuple[Path, Path]:
-    """A self-signed serving certificate for the kubelet port, as upstream makes when none is given."""
+    """A self-signed serving certificate for the kubelet port, as upstream makes when none is given.
+
+    cryptography (~10 MB resident with its OpenSSL bindings) is imported only to
+    make a certificate; checking an existing one needs only the standard library.
+    """
     pki_dir.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = pki_dir / "kubelet.crt", pki_dir / "kubelet.key"
     ips = [node_ip, "127.0.0.1"]
-    if cert_path.exists() and key_path.exists() and covers_ips(cert_path, ips):
+    if cert_path.exists() and key_path.exists() and covers_ips(cert_path.read_bytes(), ips):
         return cert_path, key_path
+    from controlplane.client.certs import cert_pem, issue_cert, make_ca, write_key
+
     ca_cert, ca_key = make_ca(f"{node_name}-ca")
     cert, key = issue_cert(ca_cert, ca_key, node_name, dns_names=[node_name, "localhost"], ips=ips)
     cert_path.write_bytes(cert + cert_pem(ca_cert))
@@ -49,6 +58,68 @@ def ensure_serving_cert(pki_dir: Path, node_name: str, node_ip: str) -> tuple[Pa
     key_path.chmod(0o600)
     write_key(pki_dir / "kubelet-ca.key", ca_key)
     return cert_path, key_path
+
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", re.S)
+_SAN_OID = bytes.fromhex("551d11")  # 2.5.29.17, subjectAltName
+
+
+def covers_ips(pem: bytes, ips: list[str]) -> bool:
+    """Whether the first certificate in `pem` names every address of `ips` in its subjectAltName."""
+    have = san_ips(pem)
+    return not ips if have is None else set(ips) <= have
+
+
+def san_ips(pem: bytes) -> set[str] | None:
+    """The iPAddress entries of the first certificate's subjectAltName; None without that extension.
+
+    A few lines of DER reading (RFC 5280 4.1, 4.2.1.6) instead of an X.509 library.
+    """
+    match = _PEM_CERT.search(pem)
+    if match is None:
+        raise ValueError("no PEM certificate")
+    try:
+        der = base64.b64decode(b"".join(match.group(1).split()), validate=True)
+        _tag, start, end = _tlv(der, 0)  # Certificate
+        _tag, start, end = _tlv(der, start)  # TBSCertificate
+        for tag, s, e in _children(der, start, end):
+            if tag != 0xA3:  # [3] extensions
+                continue
+            _tag, s, e = _tlv(der, s)  # SEQUENCE OF Extension
+            for _tag, xs, xe in _children(der, s, e):
+                parts = list(_children(der, xs, xe))  # extnID, critical?, extnValue
+                if parts[0][0] != 0x06 or der[parts[0][1]:parts[0][2]] != _SAN_OID:
+                    continue
+                value_tag, vs, _ve = parts[-1]
+                if value_tag != 0x04:
+                    raise ValueError("extnValue is not an OCTET STRING")
+                _tag, gs, ge = _tlv(der, vs)  # GeneralNames
+                return {str(ipaddress.ip_address(der[ns:ne])) for tag, ns, ne in _children(der, gs, ge)
+                        if tag == 0x87}  # [7] iPAddress
+        return None
+    except (IndexError, ValueError, binascii.Error) as exc:
+        raise ValueError(f"malformed certificate: {exc}") from None
+
+
+def _tlv(der: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, start of the value, end of the value) of the DER element at `pos`."""
+    tag, length = der[pos], der[pos + 1]
+    pos += 2
+    if length & 0x80:
+        count = length & 0x7F
+        length = int.from_bytes(der[pos:pos + count], "big")
+        pos += count
+    if pos + length > len(der):
+        raise ValueError("element longer than its container")
+    return tag, pos, pos + length
+
+
+def _children(der: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    pos = start
+    while pos < end:
+        tag, s, e = _tlv(der, pos)
+        yield tag, s, e
+        pos = e
 
 
 class KubeletServer:
