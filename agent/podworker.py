@@ -549,8 +549,24 @@ class PodWorker:
                 return
             raise
         self._last_status = comparable
-        if updated.get("metadata", {}).get("uid") == self.uid:
+        if updated.get("metadata", {}).get("uid") == self.uid and _newer(updated, self.pod):
             self.pod = updated
+
+
+def _newer(candidate: Obj, current: Obj | None) -> bool:
+    """Whether `candidate` is a later version of the pod than `current` (resourceVersion is one global revision).
+
+    The pod informer usually delivers the watch event of a status write before
+    the write's own answer: the worker then already holds that version, shared
+    with the informer's cache, and keeping the answer too would hold a second
+    copy of every pod (and could replace a newer version with an older one).
+    """
+    if current is None:
+        return True
+    try:
+        return int(candidate["metadata"]["resourceVersion"]) > int(current["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return True
 
 
 def _without_times(status: Obj) -> Obj:
