@@ -8,9 +8,13 @@ its own containerd, agent and proxy), then:
 * `cri_floor`: the same number of sandboxes+containers started directly through
   CRI on the node's containerd (RunPodSandbox, CreateContainer, StartContainer),
   with the same concurrency — what the agent cannot go below;
-* `agent_rss`: resident memory of the agent process with `--pods-for-rss` pods running.
+* `agent_rss_idle`: resident memory of the agent once its node is Ready, before any pod;
+* `agent_rss`: resident memory of the agent process with `--pods-for-rss` pods running;
+* `agent_rss_restarted`: the same after the agent is SIGKILLed and started again with the
+  same command line (it adopts the running pods, and finds its serving certificate made),
+  measured once it has run a full resync of every pod (skipped with `--no-restart`).
 
-    .venv/bin/python bench/pod_startup_bench.py [--pods 30] [--pods-for-rss 100]
+    .venv/bin/python bench/pod_startup_bench.py [--pods 30] [--pods-for-rss 100] [--no-restart]
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from agent import containerspec as cs
 from agent.runtime import Runtime
 from controlplane.api import resources
 from controlplane.client import Client
-from lab import cluster
+from lab import cluster, processes
 
 IMAGE = "pyk8s.local/busybox:1"
 
@@ -108,9 +112,37 @@ async def cri_floor(socket: Path, count: int, logs: Path) -> list[float]:
         await runtime.close()
 
 
-async def measure(state: cluster.LabState, pods: int, pods_for_rss: int) -> None:
+def agent_rss_mb(state: cluster.LabState) -> float | None:
+    agent = next(r for r in state.records if r.label == "agent-node1").alive()
+    return None if agent is None else round(agent.memory_info().rss / 2**20, 1)
+
+
+async def restart_agent(state: cluster.LabState, settle: float) -> None:
+    """SIGKILL the agent and start it again as the lab did; return once it has run for `settle` seconds."""
+    index, record = next((i, r) for i, r in enumerate(state.records) if r.label == "agent-node1")
+    proc = record.alive()
+    if proc is None:
+        raise RuntimeError("the agent is not running")
+    argv = proc.cmdline()
+    log = state.data_dir / "logs" / "agent-node1.log"
+    proc.kill()
+    proc.wait(30)
+    offset = log.stat().st_size
+    state.records[index] = processes.spawn("agent-node1", argv, log, netns_path=state.net.netns_path("node1"))
+    state.save()
+    deadline = time.monotonic() + 180
+    while b"is running" not in log.read_bytes()[offset:]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the restarted agent did not come up; see {log}")
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(settle)
+
+
+async def measure(state: cluster.LabState, pods: int, pods_for_rss: int, restart: bool) -> None:
     client = Client.from_kubeconfig(state.kubeconfig)
     try:
+        await asyncio.sleep(2)
+        emit("agent_rss_idle", pods=0, rss_mb=agent_rss_mb(state))
         # warm-up: the image is pulled once, outside the measurement
         await api_startup(client, 1, "warm")
         times = await api_startup(client, pods, "start")
@@ -124,10 +156,12 @@ async def measure(state: cluster.LabState, pods: int, pods_for_rss: int) -> None
         extra = max(pods_for_rss - pods - 1, 0)
         if extra:
             await api_startup(client, extra, "rss")
-        agent = next(r for r in state.records if r.label == "agent-node1").alive()
-        if agent is not None:
-            rss = agent.memory_info().rss
-            emit("agent_rss", pods=pods + 1 + extra, rss_mb=round(rss / 2**20, 1))
+        running = pods + 1 + extra
+        emit("agent_rss", pods=running, rss_mb=agent_rss_mb(state))
+        if restart:
+            # sync_frequency (10 s) and a margin: every worker has made a full pass
+            await restart_agent(state, settle=15)
+            emit("agent_rss_restarted", pods=running, rss_mb=agent_rss_mb(state))
     finally:
         await client.close()
 
@@ -136,13 +170,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pods", type=int, default=30)
     parser.add_argument("--pods-for-rss", type=int, default=100)
+    parser.add_argument("--no-restart", action="store_true", help="skip the restarted agent's figure")
     args = parser.parse_args()
     data_dir = Path("/tmp/pyk8s-bench-startup")
     name = "bench"
     try:
         state = cluster.up(data_dir, 1, name=name, subnet="10.95.1.0/24",
                            timeout=180, log=lambda *_: None)
-        asyncio.run(measure(state, args.pods, args.pods_for_rss))
+        asyncio.run(measure(state, args.pods, args.pods_for_rss, not args.no_restart))
     finally:
         cluster.down(data_dir, name=name)
         shutil.rmtree(data_dir, ignore_errors=True)
