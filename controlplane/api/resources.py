@@ -26,6 +26,11 @@ class ResourceType:
     singular: str = field(default="")
 
     @property
+    def stored(self) -> bool:
+        """False for the review kinds: a POST is answered and nothing is kept, so nothing can be listed."""
+        return "list" in self.verbs
+
+    @property
     def group_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
@@ -113,6 +118,16 @@ RESOURCES: tuple[ResourceType, ...] = (
     _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
     # coordination.k8s.io/v1
     _r("coordination.k8s.io", "v1", "Lease", "leases", True),
+    # authentication.k8s.io/v1 and authorization.k8s.io/v1: reviews, answered and never stored
+    _r("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, verbs=("create",)),
+    _r("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",)),
+    _r("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False, verbs=("create",)),
+    _r("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
+       verbs=("create",)),
+    _r("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False,
+       verbs=("create",)),
+    _r("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", True,
+       verbs=("create",)),
 )
 
 _BY_GVR: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCES}

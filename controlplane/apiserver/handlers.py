@@ -21,8 +21,10 @@ from controlplane.api import errors, meta, patch, printers, resources, schema
 from controlplane.api.resources import PODS, ResourceType, lookup
 from controlplane.api.selectors import parse_field_selector, parse_label_selector
 from controlplane.apiserver import discovery, fields
+from controlplane.apiserver.authn import USER_KEY, Authenticator
 from controlplane.apiserver.kubelet import KubeletClient
 from controlplane.apiserver.registry import ListOptions, Registry
+from controlplane.apiserver.reviews import Reviews
 from controlplane.apiserver.tokens import DEFAULT_EXPIRATION, TokenIssuer
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ BOOKMARK_INTERVAL = 60.0
 TABLE_MEDIA = "as=Table"
 # Kinds whose PUT creates a missing object (upstream's AllowCreateOnUpdate); others answer 404.
 CREATE_ON_UPDATE = frozenset({"Endpoints", "Lease", "Event"})
+WARNINGS_KEY = web.RequestKey("warnings", list[str])  # `Warning` headers for the response
 
 
 @dataclass
@@ -122,10 +125,12 @@ def _dry_run(request: web.Request) -> bool:
 
 
 class Handlers:
-    def __init__(self, registry: Registry, tokens: TokenIssuer, kubelets: KubeletClient | None = None) -> None:
+    def __init__(self, registry: Registry, tokens: TokenIssuer, kubelets: KubeletClient | None,
+                 authenticator: Authenticator) -> None:
         self.registry = registry
         self.tokens = tokens
         self.kubelets = kubelets
+        self.reviews = Reviews(authenticator)
 
     # -- discovery -----------------------------------------------------------------
 
@@ -163,6 +168,10 @@ class Handlers:
             return await self.discovery_group(request)
         target = parse_path(parts)
         method = request.method
+        if not target.rt.stored:
+            if method == "POST" and target.name is None:
+                return await self.review(request, target)
+            raise errors.method_not_supported(target.rt.plural, method)
         watching = "watch" in parts[:4] or _bool(request, "watch")
         if target.name is None:
             if method == "GET":
@@ -324,7 +333,7 @@ class Handlers:
         if unknown and mode == "Strict":
             raise schema.strict_decoding_error(target.rt, unknown)
         if unknown:
-            request["warnings"] = [f'unknown field "{f}"' for f in unknown]
+            request[WARNINGS_KEY] = [f'unknown field "{f}"' for f in unknown]
 
     def _check_name(self, target: Target, obj: Obj) -> None:
         md = obj.setdefault("metadata", {})
@@ -343,7 +352,7 @@ class Handlers:
         return request.query.get("fieldManager") or request.headers.get("User-Agent", default).split("/")[0]
 
     def _headers(self, request: web.Request) -> dict[str, str] | None:
-        warnings = request.get("warnings")
+        warnings = request.get(WARNINGS_KEY)
         return {"Warning": ", ".join(f"299 - {orjson.dumps(w).decode()}" for w in warnings)} if warnings else None
 
     async def create(self, request: web.Request, target: Target) -> web.Response:
@@ -353,6 +362,13 @@ class Handlers:
                                     meta.now_rfc3339())
         created = await self.registry.create(target.rt, target.namespace, obj, dry_run=_dry_run(request))
         return json_response(created, 201, self._headers(request))
+
+    async def review(self, request: web.Request, target: Target) -> web.Response:
+        """A TokenReview, SelfSubjectReview or access/rules review: answered, never stored."""
+        obj = await self._body_object(request, target)
+        self._check_name(target, obj)
+        return json_response(await self.reviews.answer(target.rt, target.namespace, obj, request[USER_KEY]), 201,
+                             self._headers(request))
 
     async def update(self, request: web.Request, target: Target) -> web.Response:
         assert target.name is not None

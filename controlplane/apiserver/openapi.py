@@ -87,15 +87,19 @@ def document(group: str, version: str) -> bytes:
         item_path = rt.path("{namespace}" if rt.namespaced else None, "{name}")
         collection = rt.path("{namespace}" if rt.namespaced else None)
         ops = _operations(rt)
-        paths[item_path] = ops
         paths[collection] = {"post": {**ops["put"], "operationId": f"create{rt.kind}", "x-kubernetes-action":
                                       "post"}}
+        if not rt.stored:
+            continue  # a review: POST only
+        paths[item_path] = ops
         list_ref = {"$ref": f"#/components/schemas/{list_definition_name(rt)}"}
         paths[collection]["get"] = {
             "operationId": f"list{rt.kind}", "x-kubernetes-action": "list", "parameters": _params(),
             "x-kubernetes-group-version-kind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
             "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": list_ref}}}}}
-    schemas = _referenced([name for rt in resources for name in (_schema_name(rt), list_definition_name(rt))])
+    schemas = _referenced([name for rt in resources
+                           for name in ((_schema_name(rt), list_definition_name(rt)) if rt.stored
+                                        else (_schema_name(rt),))])
     doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.31.0-pyk8s"}, "paths": paths,
            "components": {"schemas": schemas}}
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import ipaddress
 import logging
-import secrets
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +22,10 @@ import yaml
 from aiohttp import web
 
 from controlplane.api import errors
-from controlplane.api.resources import ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SERVICEACCOUNTS, SERVICES
+from controlplane.api.resources import ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SERVICES
 from controlplane.apiserver import certs, openapi
 from controlplane.apiserver.allocators import ServiceAllocator
+from controlplane.apiserver.authn import USER_KEY, Authenticator, load_or_make_static_tokens
 from controlplane.apiserver.handlers import Handlers, json_response
 from controlplane.apiserver.kubelet import KubeletClient
 from controlplane.apiserver.registry import Registry
@@ -52,19 +51,6 @@ class APIServerConfig:
     advertise_address: str | None = None  # the address the `kubernetes` endpoints point at
 
 
-def _load_or_make_token(path: Path) -> str:
-    """The admin token, in a tokens file like kube-apiserver's --token-auth-file (token,user,uid,groups)."""
-    if path.exists():
-        for line in path.read_text().splitlines():
-            fields = line.split(",")
-            if len(fields) >= 2 and fields[1] == "admin":
-                return fields[0]
-    token = secrets.token_urlsafe(32)
-    path.write_text(f'{token},admin,admin,"system:masters"\n')
-    path.chmod(0o600)
-    return token
-
-
 class APIServer:
     def __init__(self, config: APIServerConfig) -> None:
         self.config = config
@@ -76,6 +62,7 @@ class APIServer:
         self.pki: certs.PKI | None = None
         self.kubelets: KubeletClient | None = None
         self.tokens: TokenIssuer | None = None
+        self.authenticator: Authenticator | None = None
 
     @property
     def url(self) -> str:
@@ -94,18 +81,20 @@ class APIServer:
         allocator_net = ipaddress.ip_network(cfg.service_cidr)
         service_ip = str(allocator_net.network_address + 1)
         self.pki = await asyncio.to_thread(certs.ensure_pki, cfg.data_dir / "pki", cfg.bind_address, service_ip)
-        self.token = _load_or_make_token(cfg.data_dir / "tokens.csv")
         self.tokens = TokenIssuer(ensure_signing_key(cfg.data_dir / "pki" / "sa.key"))
         self.store = open_store(cfg.storage_url or f"sqlite://{cfg.data_dir / 'state.db'}")
         await self.store.start()
         allocator = ServiceAllocator(self.store, cfg.service_cidr, cfg.service_node_port_range)
         self.registry = Registry(self.store, Strategies(self.store, allocator))
+        self.authenticator = Authenticator(load_or_make_static_tokens(cfg.data_dir / "tokens.csv"), self.tokens,
+                                           self.registry)
+        self.token = self.authenticator.admin_token()
         await self._bootstrap(allocator)
 
         app = web.Application(middlewares=[self._errors_middleware, self._auth_middleware],
                               client_max_size=4 * 1024 * 1024)
         self.kubelets = KubeletClient(self.pki.kubelet_client_cert, self.pki.kubelet_client_key)
-        handlers = Handlers(self.registry, self.tokens, self.kubelets)
+        handlers = Handlers(self.registry, self.tokens, self.kubelets, self.authenticator)
         for path in ("/healthz", "/livez", "/readyz"):
             app.router.add_get(path, self._health)
         app.router.add_get("/version", handlers.version)
@@ -218,26 +207,14 @@ class APIServer:
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path not in UNAUTHENTICATED_PATHS:
-            header = request.headers.get("Authorization", "")
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not await self._authenticate(token.strip()):
+            assert self.authenticator is not None
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            found = await self.authenticator.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+            if found is None:
                 raise errors.unauthorized()
+            request[USER_KEY] = found.user
         response: web.StreamResponse = await handler(request)
         return response
-
-    async def _authenticate(self, token: str) -> bool:
-        """The admin token, or a service-account token whose account still exists with that uid."""
-        if hmac.compare_digest(token, self.token):
-            return True
-        assert self.tokens is not None and self.registry is not None
-        identity = self.tokens.verify(token)
-        if identity is None:
-            return False
-        try:
-            account = await self.registry.get(SERVICEACCOUNTS, identity.namespace, identity.name)
-        except errors.StatusError:
-            return False
-        return bool(account["metadata"].get("uid") == identity.uid)
 
     @web.middleware
     async def _errors_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:

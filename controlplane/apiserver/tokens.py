@@ -41,6 +41,10 @@ class ServiceAccountIdentity:
     namespace: str
     name: str
     uid: str
+    audiences: tuple[str, ...] = ()
+    token_id: str = ""  # the `jti` claim
+    pod_name: str = ""  # set when the token is bound to a pod
+    pod_uid: str = ""
 
     @property
     def username(self) -> str:
@@ -76,4 +80,10 @@ class TokenIssuer:
         account = scoped.get("serviceaccount") or {}
         if not scoped.get("namespace") or not account.get("name"):
             return None
-        return ServiceAccountIdentity(str(scoped["namespace"]), str(account["name"]), str(account.get("uid", "")))
+        audiences = claims.get("aud") or []
+        pod = scoped.get("pod") or {}
+        return ServiceAccountIdentity(
+            str(scoped["namespace"]), str(account["name"]), str(account.get("uid", "")),
+            audiences=(audiences,) if isinstance(audiences, str) else tuple(str(a) for a in audiences),
+            token_id=str(claims.get("jti") or ""), pod_name=str(pod.get("name") or ""),
+            pod_uid=str(pod.get("uid") or ""))

@@ -43,7 +43,7 @@ class NamespaceController(Controller):
             return None
         remaining = 0
         for rt in resources.RESOURCES:
-            if not rt.namespaced:
+            if not rt.namespaced or not rt.stored:
                 continue
             items = (await self.client.list(rt, name))["items"]
             remaining += len(items)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from controlplane.api.resources import RESOURCES, ResourceType
+from controlplane.api.schema import reviews
 from controlplane.api.schema.build import (
     APPS,
     BATCH,
@@ -1479,9 +1480,10 @@ def list_definition_name(rt: ResourceType) -> str:
 def definitions() -> Mapping[str, Schema]:
     """Every named definition, the per-kind list kinds included. Read-only."""
     table: dict[str, Schema] = {**_meta(), **_pod(), **_core_other(), **_apps(), **_batch(),
-                                **_discovery_coordination()}
+                                **_discovery_coordination(), **reviews.definitions()}
     for rt in RESOURCES:
-        table[list_definition_name(rt)] = _list_kind(definition_name(rt), rt)
+        if rt.stored:  # the review kinds have no lists
+            table[list_definition_name(rt)] = _list_kind(definition_name(rt), rt)
     return MappingProxyType(table)
 
 
