@@ -137,7 +137,7 @@ def request_entity_too_large(message: str) -> StatusError:
 def unsupported_media_type(content_type: str) -> StatusError:
     return StatusError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
                        f"accepted media types include: application/json, application/yaml, "
-                       f"application/apply-patch+yaml, application/json-patch+json, "
+                       f"application/vnd.kubernetes.protobuf, application/apply-patch+yaml, application/json-patch+json, "
                        f"application/merge-patch+json, application/strategic-merge-patch+json "
                        f"(got {content_type!r})")
 

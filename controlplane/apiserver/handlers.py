@@ -17,7 +17,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from controlplane.api import errors, meta, patch, printers, resources, schema
+from controlplane.api import errors, meta, patch, printers, protobuf, resources, schema
 from controlplane.api.resources import PODS, ResourceType, lookup
 from controlplane.api.selectors import parse_field_selector, parse_label_selector
 from controlplane.apiserver import discovery, fields
@@ -34,6 +34,7 @@ BOOKMARK_INTERVAL = 60.0
 TABLE_MEDIA = "as=Table"
 # Kinds whose PUT creates a missing object (upstream's AllowCreateOnUpdate); others answer 404.
 CREATE_ON_UPDATE = frozenset({"Endpoints", "Lease", "Event"})
+OBJECT_MEDIA_TYPES = frozenset({"application/json", "application/yaml", "application/x-yaml", "text/yaml"})
 WARNINGS_KEY = web.RequestKey("warnings", list[str])  # `Warning` headers for the response
 
 
@@ -91,14 +92,25 @@ def wants_table(request: web.Request) -> bool:
 async def read_body(request: web.Request) -> tuple[bytes, str]:
     if request.content_length and request.content_length > MAX_BODY:
         raise errors.request_entity_too_large("Request entity too large: limit is 3145728")
-    body = await request.content.read(MAX_BODY + 1)
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_BODY:  # read() returns what has arrived so far, not necessarily the whole body
+        chunk = await request.content.read(MAX_BODY + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    body = b"".join(chunks)
     if len(body) > MAX_BODY:
         raise errors.request_entity_too_large("Request entity too large: limit is 3145728")
-    return body, request.content_type or "application/json"
+    # no Content-Type at all means JSON, as upstream reads it (aiohttp would say octet-stream)
+    return body, request.content_type if "Content-Type" in request.headers else "application/json"
 
 
 def decode_object(body: bytes, content_type: str) -> Obj:
-    if "protobuf" in content_type:
+    if content_type == protobuf.MEDIA_TYPE:
+        return protobuf.decode(body)
+    if content_type not in OBJECT_MEDIA_TYPES:
         raise errors.unsupported_media_type(content_type)
     try:
         if "yaml" in content_type:

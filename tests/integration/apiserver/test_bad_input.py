@@ -41,7 +41,9 @@ async def post(http: aiohttp.ClientSession, path: str, body: bytes, ctype: str =
     (b'{"metadata": {"name": "UPPER"}}', "application/json", "", 422, "Invalid", "RFC 1123 subdomain"),
     (b'{"metadata": {"name": "x"}, "dta": {}}', "application/json", "?fieldValidation=Strict", 400,
      "BadRequest", 'unknown field "dta"'),
-    (b"\x00\x01", "application/vnd.kubernetes.protobuf", "", 415, "UnsupportedMediaType", "unknown format"),
+    (b"\x00\x01", "application/vnd.kubernetes.protobuf", "", 400, "BadRequest", "Kubernetes magic prefix"),
+    (b"k8s\x00\x0a\xff", "application/vnd.kubernetes.protobuf", "", 400, "BadRequest", "could not be decoded"),
+    (b"name=x", "application/x-www-form-urlencoded", "", 415, "UnsupportedMediaType", "unknown format"),
 ])
 async def test_bad_bodies(http: aiohttp.ClientSession, body: bytes, ctype: str, query: str, code: int,
                           reason: str, text: str) -> None:
