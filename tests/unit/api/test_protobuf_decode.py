@@ -6,7 +6,7 @@ import pytest
 
 from controlplane.api import protobuf
 from controlplane.api.errors import StatusError
-from controlplane.api.proto.gen import apps_v1_pb2, core_v1_pb2, runtime_pb2
+from controlplane.api.proto.gen import apps_v1_pb2, core_v1_pb2, policy_v1_pb2, runtime_pb2
 
 
 def envelope(api_version: str, kind: str, raw: bytes) -> bytes:
@@ -102,3 +102,14 @@ def test_go_duration_strings() -> None:
     assert protobuf._go_duration(1_500_000) == "1.5ms"
     assert protobuf._go_duration(90 * 10**9) == "1m30s"
     assert protobuf._go_duration(3_723_500_000_000) == "1h2m3.5s"
+
+
+def test_eviction_keeps_a_zero_grace_period() -> None:
+    eviction = policy_v1_pb2.Eviction()
+    eviction.metadata.name = "web-1"
+    eviction.metadata.namespace = "default"
+    eviction.deleteOptions.gracePeriodSeconds = 0
+    eviction.deleteOptions.propagationPolicy = "Background"
+    obj = protobuf.decode(envelope("policy/v1", "Eviction", eviction.SerializeToString()))
+    assert obj["deleteOptions"] == {"gracePeriodSeconds": 0, "propagationPolicy": "Background"}
+    assert obj["metadata"] == {"name": "web-1", "namespace": "default"}
