@@ -17,7 +17,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from controlplane.api import errors, meta, patch, printers, protobuf, resources, schema
+from controlplane.api import errors, meta, patch, printers, resources, schema
 from controlplane.api.resources import PODS, ResourceType, lookup
 from controlplane.api.selectors import parse_field_selector, parse_label_selector
 from controlplane.apiserver import discovery, fields
@@ -34,6 +34,7 @@ BOOKMARK_INTERVAL = 60.0
 TABLE_MEDIA = "as=Table"
 # Kinds whose PUT creates a missing object (upstream's AllowCreateOnUpdate); others answer 404.
 CREATE_ON_UPDATE = frozenset({"Endpoints", "Lease", "Event"})
+PROTOBUF_MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 OBJECT_MEDIA_TYPES = frozenset({"application/json", "application/yaml", "application/x-yaml", "text/yaml"})
 WARNINGS_KEY = web.RequestKey("warnings", list[str])  # `Warning` headers for the response
 
@@ -94,7 +95,9 @@ async def read_body(request: web.Request) -> tuple[bytes, str]:
         raise errors.request_entity_too_large("Request entity too large: limit is 3145728")
     chunks: list[bytes] = []
     size = 0
-    while size <= MAX_BODY:  # read() returns what has arrived so far, not necessarily the whole body
+    expected = request.content_length
+    # read() returns what has arrived so far, not necessarily the whole body
+    while size <= MAX_BODY and (expected is None or size < expected):
         chunk = await request.content.read(MAX_BODY + 1 - size)
         if not chunk:
             break
@@ -108,7 +111,9 @@ async def read_body(request: web.Request) -> tuple[bytes, str]:
 
 
 def decode_object(body: bytes, content_type: str) -> Obj:
-    if content_type == protobuf.MEDIA_TYPE:
+    if content_type == PROTOBUF_MEDIA_TYPE:
+        from controlplane.api import protobuf  # loaded on the first protobuf body: most clients send JSON
+
         return protobuf.decode(body)
     if content_type not in OBJECT_MEDIA_TYPES:
         raise errors.unsupported_media_type(content_type)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import ipaddress
 import logging
 import ssl
@@ -117,6 +118,7 @@ class APIServer:
             assert sockets
             self.port = int(sockets[0].getsockname()[1])
         self._write_kubeconfig()
+        gc.freeze()  # start-up objects (schemas, OpenAPI, modules) stay out of every later full collection
         log.info("API server listening on %s", self.url)
 
     async def stop(self) -> None:
