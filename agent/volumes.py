@@ -84,6 +84,25 @@ def atomic_write(target: Path, files: dict[str, tuple[bytes, int]]) -> bool:
     return True
 
 
+def _mount_tmpfs(path: Path, options: str) -> None:
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        raise VolumeError(f"mounting tmpfs: {result.stderr.strip()}")
+
+
+def _memory_backed(path: Path) -> None:
+    """A tmpfs at `path`, as upstream backs secret and projected volumes, so their data never reaches a disk.
+
+    Only a new volume gets one: a volume written on disk by an earlier agent is what its
+    running containers have bind-mounted, and a tmpfs over it would hide later updates from them.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    if os.path.ismount(path) or (path / "..data").is_symlink():
+        return
+    _mount_tmpfs(path, "mode=1777")
+
+
 def _same_content(directory: Path, files: dict[str, tuple[bytes, int]]) -> bool:
     present = {str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file()}
     if present != set(files):
@@ -203,12 +222,14 @@ class VolumeManager:
             atomic_write(path, self._configmap_files(namespace, spec, int(spec.get("defaultMode", DEFAULT_MODE))))
         elif "secret" in volume:
             spec = volume["secret"]
+            _memory_backed(path)
             atomic_write(path, self._secret_files(namespace, spec, int(spec.get("defaultMode", DEFAULT_MODE))))
         elif "downwardAPI" in volume:
             spec = volume["downwardAPI"]
             atomic_write(path, self._downward_files(pod, spec.get("items") or [],
                                                     int(spec.get("defaultMode", DEFAULT_MODE))))
-        elif "projected" in volume:
+        elif "projected" in volume:  # may carry secrets and service-account tokens
+            _memory_backed(path)
             atomic_write(path, await self._projected_files(pod, volume["projected"]))
         return path
 
@@ -220,10 +241,7 @@ class VolumeManager:
             options = "mode=0777"
             if spec.get("sizeLimit"):
                 options += f",size={quantity.whole(str(spec['sizeLimit']))}"
-            result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
-                                    capture_output=True, text=True)
-            if result.returncode != 0:
-                raise VolumeError(f"mounting tmpfs: {result.stderr.strip()}")
+            _mount_tmpfs(path, options)
 
     @staticmethod
     def _host_path(path: Path, kind: str) -> None:

@@ -128,7 +128,8 @@ async def test_volumes_of_every_kind(node_env: NodeEnv) -> None:
     host_dir = f"/tmp/pyk8s-agent-{node_env.net.name}/hostpath"
     script = ("while true; do echo cm=$(cat /cfg/greeting) sec=$(cat /sec/password) name=$(cat /down/name) "
               "label=$(cat /down/labels) proj=$(cat /proj/greeting) tok=$(wc -c < /proj/token) "
-              "mem=$(grep -c ' /mem tmpfs' /proc/mounts) sub=$(cat /sub/marker 2>/dev/null); "
+              "mem=$(grep -c ' /mem tmpfs' /proc/mounts) sub=$(cat /sub/marker 2>/dev/null) "
+              "secfs=$(grep -c ' /sec tmpfs' /proc/mounts) projfs=$(grep -c ' /proj tmpfs' /proc/mounts); "
               "echo written > /host/out; sleep 1; done")
     mounts = [{"name": "cm", "mountPath": "/cfg"}, {"name": "sec", "mountPath": "/sec"},
               {"name": "down", "mountPath": "/down"}, {"name": "proj", "mountPath": "/proj"},
@@ -151,12 +152,17 @@ async def test_volumes_of_every_kind(node_env: NodeEnv) -> None:
                      timeout=30)
     text = await logs(node_env, "vols", "c")
     assert "proj=hello" in text and "mem=1" in text
+    assert "secfs=1" in text and "projfs=1" in text  # secrets and tokens live in memory, as upstream keeps them
     assert "tok=0" not in text
     assert read_text(f"{host_dir}/out").strip() == "written"
     cm = await node_env.client.get(resources.CONFIGMAPS, "cfg", "default")
     cm["data"]["greeting"] = "updated"
     await node_env.client.update(resources.CONFIGMAPS, cm)
     await eventually(lambda: _logs_contain(node_env, "vols", "c", "cm=updated"), timeout=60)
+    secret = await node_env.client.get(resources.SECRETS, "sec", "default")
+    secret["data"]["password"] = base64.b64encode(b"rotated").decode()
+    await node_env.client.update(resources.SECRETS, secret)
+    await eventually(lambda: _logs_contain(node_env, "vols", "c", "sec=rotated"), timeout=60)
 
 
 async def test_environment(node_env: NodeEnv) -> None:
