@@ -160,7 +160,8 @@ class Agent:
                 volumes=VolumeManager(cfg.pods_dir, objects, lambda: ctx.allocatable), source=objects,
                 services=objects.service_list, recorder=EventRecorder(client, "kubelet", cfg.node_name),
                 prober=prober, ctx=ctx, sync_frequency=cfg.sync_frequency)
-            manager = self.pod_manager = PodManager(services, client, cfg.node_name, cfg.relist_period)
+            manager = self.pod_manager = PodManager(services, client, cfg.node_name, cfg.relist_period,
+                                                    node_object=lambda: nodes.get(None, cfg.node_name))
             for informer in (objects.configmaps, objects.secrets):
                 informer.add_handler(on_update=lambda _o, new: manager.poke_namespace(
                     new["metadata"].get("namespace", "")))

@@ -4,7 +4,8 @@ Pods come from an informer on `spec.nodeName=<node>`; every add, change or
 deletion goes to that pod's worker. The relist (upstream's PLEG) lists the
 runtime every second, wakes the worker of any pod whose containers changed
 state, and gives a worker to runtime pods the API no longer knows, so that
-their containers are stopped and removed — after an agent restart too.
+their containers are stopped and removed — after an agent restart too. A pod
+this agent has never started goes through admission first (`agent/admission.py`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from agent.admission import Rejection, admit
 from agent.podworker import NodeServices, PodWorker
 from agent.runtime import POD_UID
 from controlplane.api import resources
@@ -59,8 +62,10 @@ class ClusterObjects:
 
 
 class PodManager:
-    def __init__(self, node: NodeServices, client: Client, node_name: str, relist_period: float = 1.0) -> None:
+    def __init__(self, node: NodeServices, client: Client, node_name: str, relist_period: float = 1.0,
+                 node_object: Callable[[], Obj | None] = lambda: None) -> None:
         self.node = node
+        self.node_object = node_object
         self.client = client
         self.node_name = node_name
         self.relist_period = relist_period
@@ -70,6 +75,9 @@ class PodManager:
         self.workers: dict[str, PodWorker] = {}
         self._runtime_states: dict[str, tuple[str, int]] = {}  # container/sandbox id -> (uid, state)
         self._task: asyncio.Task[None] | None = None
+        self._in_runtime_at_start: set[str] = set()  # pods an earlier agent started: admitted then
+        self._rejecting: set[str] = set()
+        self._rejections: set[asyncio.Task[None]] = set()
 
     def _worker(self, uid: str, pod: Obj | None) -> PodWorker:
         worker = self.workers.get(uid)
@@ -80,7 +88,50 @@ class PodManager:
         return worker
 
     def _on_pod(self, pod: Obj) -> None:
-        self._worker(pod["metadata"]["uid"], pod).update(pod)
+        uid = pod["metadata"]["uid"]
+        if uid not in self.workers and self._needs_admission(pod):
+            if uid in self._rejecting:
+                return  # its Failed status is on the way
+            rejection = self._admit(pod)
+            if rejection is not None:
+                self._rejecting.add(uid)
+                task = asyncio.create_task(self._reject(pod, rejection), name=f"reject-{uid}")
+                self._rejections.add(task)
+                task.add_done_callback(self._rejections.discard)
+                return
+        self._rejecting.discard(uid)
+        self._worker(uid, pod).update(pod)
+
+    def _needs_admission(self, pod: Obj) -> bool:
+        """A pod no kubelet has started yet (no startTime, nothing of it in the runtime), not finished or leaving."""
+        status = pod.get("status") or {}
+        return not (status.get("startTime") or status.get("phase") in ("Succeeded", "Failed")
+                    or pod["metadata"].get("deletionTimestamp") or pod["metadata"]["uid"] in self._in_runtime_at_start)
+
+    def _admit(self, pod: Obj) -> Rejection | None:
+        node = self.node_object()
+        if node is None:
+            return None  # not known yet: the scheduler's word stands, as before
+        running = [w.pod for w in self.workers.values() if w.pod is not None and not w.finished.is_set()
+                   and (w.pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        return admit(pod, node, running)
+
+    async def _reject(self, pod: Obj, rejection: Rejection) -> None:
+        """Upstream's rejectPod: an event, and the pod Failed with the reason, never started."""
+        md = pod["metadata"]
+        message = f"Pod was rejected: {rejection.message}"
+        log.info("pod %s/%s rejected: %s", md.get("namespace"), md["name"], message)
+        try:
+            await self.node.recorder.emit({"kind": "Pod", "apiVersion": "v1", **pod}, "Warning", rejection.reason,
+                                          rejection.message)
+            await self.client.patch(resources.PODS, md["name"], {"status": {
+                "phase": "Failed", "reason": rejection.reason, "message": message}},
+                md.get("namespace"), patch_type="merge", subresource="status")
+        except Exception as exc:  # the API server may be away: decided again on the pod's next event
+            if isinstance(exc, StatusError) and exc.code == 404:
+                return  # deleted meanwhile
+            log.warning("writing the rejection of %s: %s", md["name"], exc)
+            self._rejecting.discard(md["uid"])
 
     def _on_pod_deleted(self, pod: Obj) -> None:
         worker = self.workers.get(pod["metadata"]["uid"])
@@ -93,6 +144,10 @@ class PodManager:
                 worker.poke()
 
     async def start(self) -> None:
+        try:
+            self._in_runtime_at_start = {sb.metadata.uid for sb in await self.node.runtime.list_sandboxes()}
+        except Exception as exc:  # the runtime may be restarting: pods without startTime are admitted again
+            log.warning("listing the runtime before admission: %s", exc)
         await self.pods.start()
         await self.pods.wait_synced()
         self._task = asyncio.create_task(self._relist_loop(), name="pleg")

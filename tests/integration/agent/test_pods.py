@@ -307,3 +307,38 @@ async def test_http_tcp_and_startup_probes(node_env: NodeEnv) -> None:
                                     and "running" in container_state(p, "c").get("state", {}))
     assert container_state(stuck, "c")["started"] is False and container_state(stuck, "c")["ready"] is False
     assert any("Startup probe failed" in e["message"] for e in await node_env.events("nostart"))
+
+
+async def test_pod_that_does_not_fit_is_rejected_and_never_started(node_env: NodeEnv) -> None:
+    # bound by its author, past the scheduler: the agent's own admission refuses it
+    greedy = pod("greedy", [sh("c", "sleep 3600", resources={"requests": {"cpu": "64"}})], nodeName=node_env.node)
+    await create(node_env, greedy)
+    found = await node_env.wait_pod("greedy", lambda p: (p.get("status") or {}).get("phase") == "Failed")
+    assert found["status"]["reason"] == "OutOfcpu"
+    assert found["status"]["message"].startswith("Pod was rejected: Node didn't have enough resource: cpu, "
+                                                 "requested: 64000, used: ")
+    pinned = pod("pinned", [sh("c", "sleep 3600")], nodeName=node_env.node, nodeSelector={"disk": "none"})
+    await create(node_env, pinned)
+    found = await node_env.wait_pod("pinned", lambda p: (p.get("status") or {}).get("phase") == "Failed")
+    assert found["status"]["reason"] == "NodeAffinity"
+    await create(node_env, pod("modest", [sh("c", "sleep 3600", resources={"requests": {"cpu": "10m"}})],
+                               nodeName=node_env.node))
+    await node_env.wait_pod("modest", running)
+    events = {e["reason"] for e in await node_env.events("greedy")}
+    assert "OutOfcpu" in events
+    modest_uid = (await node_env.pod("modest"))["metadata"]["uid"]
+    assert node_env.crictl("containers", "list", "-q", f'labels."io.kubernetes.pod.uid"=={modest_uid}').split()
+    for name in ("greedy", "pinned"):  # neither a sandbox nor a container
+        uid = (await node_env.pod(name))["metadata"]["uid"]
+        assert node_env.crictl("containers", "list", "-q", f'labels."io.kubernetes.pod.uid"=={uid}').split() == []
+    # a rejected pod is deleted like any finished one
+    await node_env.client.delete(resources.PODS, "greedy", "default")
+    await eventually(lambda: _gone(node_env, "greedy"), timeout=30)
+
+
+async def _gone(env: NodeEnv, name: str) -> bool:
+    try:
+        await env.pod(name)
+    except Exception:
+        return True
+    return False
