@@ -57,6 +57,7 @@ async def inner(mode: str, variant: str, n: int, changes: int, dump: Path) -> No
 
     from netproxy.config import ProxyConfig
     from netproxy.informer import stub
+    from netproxy.memory import release_free_memory
     from netproxy.proxier import Proxier, make_backend
 
     config = ProxyConfig(node_name="node1", mode=mode, cluster_cidr="10.244.0.0/16", iptables_backend=variant,
@@ -86,8 +87,13 @@ async def inner(mode: str, variant: str, n: int, changes: int, dump: Path) -> No
     await asyncio.to_thread(dump.write_text, text)
     lines = text.count("\n")
     del text
+    # the benchmark's own copy of the ruleset is not the proxy's: hand it back as the proxy hands back its own
+    release_free_memory()
     latencies = []
+    partial_scripts: list[str] = []
     for k in range(changes):
+        if k == changes - 1 and mode != "ipvs":
+            backend.script_hook = partial_scripts.append  # type: ignore[attr-defined]
         i = (k * 7919) % n
         addresses = [0x0A800000 + i * ENDPOINTS + j for j in range(ENDPOINTS)]
         addresses[k % ENDPOINTS] = 0x0AC00000 + k  # one endpoint replaced
@@ -95,12 +101,20 @@ async def inner(mode: str, variant: str, n: int, changes: int, dump: Path) -> No
         proxier.on_slice(endpoint_slice(i, addresses))
         await proxier.sync()
         latencies.append(time.monotonic() - t0)
+    backend.script_hook = None  # type: ignore[attr-defined]
+    if partial_scripts:
+        await asyncio.to_thread(dump.with_suffix(".partial").write_text, partial_scripts[-1])
     rss = psutil.Process().memory_info().rss
+    # a full sync with the whole ruleset already in the kernel: a restart's first sync, the periodic resync
+    t0 = time.monotonic()
+    await proxier.sync(full=True)
+    resync = time.monotonic() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     assert len(informer_caches) == 2 * n
     print(json.dumps({"ingest_s": round(ingest, 3), "full_sync_s": round(full, 3),
                       "change_sync_p50_s": round(statistics.median(latencies), 4) if latencies else None,
                       "change_sync_max_s": round(max(latencies), 4) if latencies else None,
+                      "resync_full_s": round(resync, 3),
                       "rules": rules, "rss_mb": round(rss / 2**20, 1),
                       "rss_peak_mb": round(peak / 2**20, 1), "ruleset_lines": lines}),
           flush=True)
@@ -125,12 +139,17 @@ class Namespace:
         subprocess.run(["ip", "netns", "del", self.name], check=False)
 
 
-def floor(mode: str, variant: str, ruleset: str, noflush: bool = True) -> float:
+def floor(mode: str, variant: str, ruleset: str, noflush: bool = True, on_top_of: str | None = None) -> float:
+    """Seconds the bare loader takes for `ruleset`, in a fresh namespace (already holding `on_top_of`)."""
     with Namespace() as ns:
         if mode == "iptables":
             argv = [f"iptables-{variant}-restore", "-w", *(["--noflush"] if noflush else [])]
         else:
             argv = ["nft", "-f", "-"]
+        if on_top_of is not None:
+            loaded = netns(ns, *argv, stdin=on_top_of)
+            if loaded.returncode != 0:
+                raise RuntimeError(f"loading the full ruleset failed: {loaded.stderr[:500]}")
         t0 = time.monotonic()
         result = netns(ns, *argv, stdin=ruleset)
         elapsed = time.monotonic() - t0
@@ -148,6 +167,8 @@ def run_case(mode: str, variant: str, n: int, changes: int) -> dict[str, Any]:
             raise RuntimeError(f"inner run failed: {inner_run.stderr[-2000:]}")
         figures = json.loads(inner_run.stdout.strip().splitlines()[-1])
         ruleset = dump.read_text()
+        partial_path = dump.with_suffix(".partial")
+        partial = partial_path.read_text() if partial_path.exists() else None
     label = f"iptables-{variant}" if mode == "iptables" else mode
     if mode == "ipvs":  # no one-shot loader to compare with: virtual servers go one netlink request each
         return {"bench": "proxy_sync", "mode": label, "services": n, "endpoints_per_service": ENDPOINTS,
@@ -155,6 +176,9 @@ def run_case(mode: str, variant: str, n: int, changes: int) -> dict[str, Any]:
     loader = floor(mode, variant, ruleset)
     result = {"bench": "proxy_sync", "mode": label, "services": n, "endpoints_per_service": ENDPOINTS, **figures,
               "floor_load_s": round(loader, 3), "full_sync_vs_floor": round(figures["full_sync_s"] / loader, 2)}
+    if partial is not None:
+        # the last one-endpoint change's input, loaded alone onto the full ruleset: the change's floor
+        result["change_floor_load_s"] = round(floor(mode, variant, partial, on_top_of=ruleset), 4)
     if mode == "iptables":
         # the proxy must use --noflush (other rules live in the same tables); DESIGN's floor did not
         result["floor_load_flushing_s"] = round(floor(mode, variant, ruleset, noflush=False), 3)

@@ -39,8 +39,14 @@ class JumpRule:
 
     def saved_form(self) -> str:
         """The rule as iptables-save prints it (a line of its output, without the newline)."""
-        return " ".join(["-A", self.chain, *self.extra, "-m comment --comment", f'"{self.comment}"',
-                         "-j", self.target])
+        return " ".join(["-A", self.chain, *self._spec()])
+
+    def insert_form(self) -> str:
+        """The iptables-restore line that puts the rule first in its chain."""
+        return " ".join(["-I", self.chain, "1", *self._spec()])
+
+    def _spec(self) -> list[str]:
+        return [*self.extra, "-m comment --comment", f'"{self.comment}"', "-j", self.target]
 
 
 JUMP_RULES = (
@@ -97,23 +103,69 @@ def _q(text: str) -> str:
 
 
 class _Lines:
+    """Rule lines, kept as one joined chunk per service port: a full sync at 10k services writes 320,000
+    lines, and that many small strings alive at once would scatter the heap (the proxy's resident size
+    would stay at that peak)."""
+
     def __init__(self) -> None:
-        self.lines: list[str] = []
+        self.chunks: list[str] = []
+        self.count = 0
+        self._pending: list[str] = []
 
     def add(self, *parts: str) -> None:
-        self.lines.append(" ".join(parts))
+        self._pending.append(" ".join(parts))
+
+    def seal(self) -> str:
+        """Join what was added since the last seal into one chunk; returns it."""
+        if not self._pending:
+            return ""
+        chunk = "\n".join(self._pending)
+        self.chunks.append(chunk)
+        self.count += len(self._pending)
+        self._pending = []
+        return chunk
+
+    def add_chunk(self, chunk: str, count: int) -> None:
+        self.seal()
+        if count:
+            self.chunks.append(chunk)
+            self.count += count
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return self.count + len(self._pending)
+
+
+@dataclass(frozen=True)
+class ServiceRules:
+    """What one service port wrote in the last sync that rendered it: a partial sync reuses its lines in
+    the shared chains (KUBE-SERVICES, KUBE-NODEPORTS, filter) and leaves its own chains in the kernel."""
+
+    filter_rules: str
+    filter_count: int
+    dispatch: str  # its lines in the shared nat chains
+    dispatch_count: int
+    own_count: int  # rules in its own chains (KUBE-SVC/SVL/EXT/SEP)
+    chains: tuple[str, ...]  # its own chains
+    no_local_internal: int
+    no_local_external: int
+
+
+class RenderCache(names.NameCache):
+    """What earlier syncs of one backend rendered, per service port."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.services: dict[ServicePortName, ServiceRules] = {}
 
 
 def render(snap: Snapshot, opts: RenderOptions, existing_chains: set[str] | None = None,
-           cache: names.NameCache | None = None) -> Rendered:
+           cache: RenderCache | None = None) -> Rendered:
     """Render one sync. `existing_chains`: our service chains now in the kernel (stale ones are removed)."""
-    cache = cache or names.NameCache()
-    sep_name = cache.sep_chain
+    cache = cache or RenderCache()
+    if snap.changed is None:
+        cache.services = {}
     filter_chains, filter_rules, nat_chains, nat_rules = _Lines(), _Lines(), _Lines(), _Lines()
-    skipped_rules = _Lines()  # rules of unchanged services, counted for the metrics only
+    own_rules_kept = 0  # rules of unchanged services, left in the kernel (counted for the metrics)
     for chain in FILTER_CHAINS:
         filter_chains.add(f":{chain} - [0:0]")
     for chain in NAT_CHAINS:
@@ -123,131 +175,36 @@ def render(snap: Snapshot, opts: RenderOptions, existing_chains: set[str] | None
     nat_rules.add("-A KUBE-POSTROUTING -m comment --comment", _q("kubernetes service traffic requiring SNAT"),
                   "-j MASQUERADE" + (" --random-fully" if opts.random_fully else ""))
     nat_rules.add("-A KUBE-MARK-MASQ -j MARK --or-mark", MASQ_MARK)
+    filter_chains.seal()
+    nat_chains.seal()
+    nat_rules.seal()
 
     active: set[str] = set()
-    total_endpoints = sum(len(snap.endpoints_of(n)) for n in snap.ports)
-    large = total_endpoints > LARGE_CLUSTER_ENDPOINTS
+    large = sum(len(snap.endpoints_of(n)) for n in snap.ports) > LARGE_CLUSTER_ENDPOINTS
     no_local_int = no_local_ext = 0
 
     for name in sorted(snap.ports):
-        svc = snap.ports[name]
-        proto = svc.protocol
-        spn = str(name)
-        cat = categorize(snap.endpoints_of(name), svc)
-        svc_chain, svl_chain, ext_chain = names.svc_chain(name), names.svl_chain(name), names.ext_chain(name)
-        uses_cluster_chain = bool(cat.cluster) and svc.uses_cluster_endpoints
-        uses_local_chain = bool(cat.local) and svc.uses_local_endpoints
-        internal_chain, has_internal = svc_chain, cat.has_any
-        if svc.internal_policy_local:
-            internal_chain = svl_chain
-            has_internal = has_internal and bool(cat.local)
-        external_policy_chain, has_external = svc_chain, cat.has_any
-        if svc.external_policy_local:
-            external_policy_chain = svl_chain
-            has_external = has_external and bool(cat.local)
-        uses_ext_chain = cat.has_any and svc.externally_accessible
-
-        int_target = int_comment = ext_target = ext_comment = ""
-        if not cat.has_any:
-            int_target = ext_target = "REJECT"
-            int_comment = ext_comment = _q(f"{spn} has no endpoints")
-        else:
-            if not has_internal:
-                int_target, int_comment = "DROP", _q(f"{spn} has no local endpoints")
-                no_local_int += 1
-            if not has_external:
-                ext_target, ext_comment = "DROP", _q(f"{spn} has no local endpoints")
-                no_local_ext += 1
-
-        port = str(svc.port)
-        if has_internal:
-            nat_rules.add("-A KUBE-SERVICES -m comment --comment", _q(f"{spn} cluster IP"), "-m", proto, "-p",
-                          proto, "-d", svc.cluster_ip, "--dport", port, "-j", internal_chain)
-        else:
-            filter_rules.add("-A KUBE-SERVICES -m comment --comment", int_comment, "-m", proto, "-p", proto,
-                             "-d", svc.cluster_ip, "--dport", port, "-j", int_target)
-        for ip in svc.external_ips:
-            if cat.has_any:
-                nat_rules.add("-A KUBE-SERVICES -m comment --comment", _q(f"{spn} external IP"), "-m", proto,
-                              "-p", proto, "-d", ip, "--dport", port, "-j", ext_chain)
-            if not has_external:
-                filter_rules.add("-A KUBE-EXTERNAL-SERVICES -m comment --comment", ext_comment, "-m", proto,
-                                 "-p", proto, "-d", ip, "--dport", port, "-j", ext_target)
-        for ip in svc.load_balancer_ips:
-            if cat.has_any:
-                nat_rules.add("-A KUBE-SERVICES -m comment --comment", _q(f"{spn} loadbalancer IP"), "-m",
-                              proto, "-p", proto, "-d", ip, "--dport", port, "-j", ext_chain)
-        if not has_external:
-            for ip in svc.load_balancer_ips:
-                filter_rules.add("-A KUBE-EXTERNAL-SERVICES -m comment --comment", ext_comment, "-m", proto,
-                                 "-p", proto, "-d", ip, "--dport", port, "-j", ext_target)
-        if svc.node_port:
-            node_port = str(svc.node_port)
-            if cat.has_any:
-                nat_rules.add("-A KUBE-NODEPORTS -m comment --comment", spn, "-m", proto, "-p", proto,
-                              "--dport", node_port, "-j", ext_chain)
-            if not has_external:
-                filter_rules.add("-A KUBE-EXTERNAL-SERVICES -m comment --comment", ext_comment,
-                                 "-m addrtype --dst-type LOCAL -m", proto, "-p", proto, "--dport", node_port,
-                                 "-j", ext_target)
-        if svc.health_check_node_port:
-            filter_rules.add("-A KUBE-NODEPORTS -m comment --comment", _q(f"{spn} health check node port"),
-                             "-m tcp -p tcp --dport", str(svc.health_check_node_port), "-j ACCEPT")
-
-        chains, rules = nat_chains, nat_rules
-        if snap.changed is not None and name.service not in snap.changed:
+        kept = cache.services.get(name)
+        if kept is not None and snap.changed is not None and name.service not in snap.changed:
             # unchanged since the last sync: its chains stay as they are in the kernel
-            active.update(c for c, used in ((ext_chain, uses_ext_chain), (svc_chain, uses_cluster_chain),
-                                            (svl_chain, uses_local_chain)) if used)
-            active.update(sep_name(name, ep) for ep in cat.all_reachable)
-            skipped_rules.lines.extend([""] * cache.rule_counts.get(name, 0))
+            filter_rules.add_chunk(kept.filter_rules, kept.filter_count)
+            nat_rules.add_chunk(kept.dispatch, kept.dispatch_count)
+            active.update(kept.chains)
+            own_rules_kept += kept.own_count
+            no_local_int += kept.no_local_internal
+            no_local_ext += kept.no_local_external
             continue
-        before = len(rules)
-
-        if has_internal:
-            match = ("-m comment --comment", _q(f"{spn} cluster IP"), "-m", proto, "-p", proto, "-d",
-                     svc.cluster_ip, "--dport", port)
-            if opts.masquerade_all:
-                rules.add("-A", internal_chain, *match, "-j KUBE-MARK-MASQ")
-            elif opts.cluster_cidr:
-                rules.add("-A", internal_chain, *match, "! -s", opts.cluster_cidr, "-j KUBE-MARK-MASQ")
-
-        if uses_ext_chain:
-            chains.add(f":{ext_chain} - [0:0]")
-            active.add(ext_chain)
-            if not svc.external_policy_local:
-                rules.add("-A", ext_chain, "-m comment --comment",
-                          _q(f"masquerade traffic for {spn} external destinations"), "-j KUBE-MARK-MASQ")
-            else:
-                if opts.cluster_cidr:
-                    rules.add("-A", ext_chain, "-m comment --comment",
-                              _q(f"pod traffic for {spn} external destinations"), "-s", opts.cluster_cidr,
-                              "-j", svc_chain)
-                rules.add("-A", ext_chain, "-m comment --comment",
-                          _q(f"masquerade LOCAL traffic for {spn} external destinations"),
-                          "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ")
-                rules.add("-A", ext_chain, "-m comment --comment",
-                          _q(f"route LOCAL traffic for {spn} external destinations"),
-                          "-m addrtype --src-type LOCAL -j", svc_chain)
-            if has_external:
-                rules.add("-A", ext_chain, "-j", external_policy_chain)
-
-        for used, chain, eps in ((uses_cluster_chain, svc_chain, cat.cluster),
-                                 (uses_local_chain, svl_chain, cat.local)):
-            if used:
-                chains.add(f":{chain} - [0:0]")
-                active.add(chain)
-                _service_to_endpoints(rules, spn, name, svc, chain, eps, large, sep_name)
-
-        for ep in cat.all_reachable:
-            sep = sep_name(name, ep)
-            chains.add(f":{sep} - [0:0]")
-            active.add(sep)
-            head = ["-A", sep] + ([] if large else ["-m comment --comment", spn])
-            rules.add(*head, "-s", ep.ip, "-j KUBE-MARK-MASQ")
-            affinity = ["-m recent --name", sep, "--set"] if svc.session_affinity else []
-            rules.add(*head, *affinity, "-m", proto, "-p", proto, "-j DNAT --to-destination", str(ep))
-        cache.rule_counts[name] = len(rules) - before
+        done = _render_service(name, snap, opts, large, cache.sep_chain)
+        cache.services[name] = done.rules
+        filter_rules.add_chunk(done.rules.filter_rules, done.rules.filter_count)
+        nat_rules.add_chunk(done.rules.dispatch, done.rules.dispatch_count)
+        nat_rules.add_chunk(done.own_rules, done.rules.own_count)
+        nat_chains.add_chunk("\n".join(f":{c} - [0:0]" for c in done.rules.chains), len(done.rules.chains))
+        active.update(done.rules.chains)
+        no_local_int += done.rules.no_local_internal
+        no_local_ext += done.rules.no_local_external
+    for gone in cache.services.keys() - snap.ports.keys():
+        del cache.services[gone]
 
     deleted = 0
     for chain in sorted((existing_chains or set()) - active):
@@ -271,11 +228,137 @@ def render(snap: Snapshot, opts: RenderOptions, existing_chains: set[str] | None
                      "-m mark --mark", f"{MASQ_MARK}/{MASQ_MARK}", "-j ACCEPT")
     filter_rules.add("-A KUBE-FORWARD -m comment --comment", _q("kubernetes forwarding conntrack rule"),
                      "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
+    for lines in (filter_chains, filter_rules, nat_chains, nat_rules):
+        lines.seal()
 
-    parts = ["*filter", *filter_chains.lines, *filter_rules.lines, "COMMIT",
-             "*nat", *nat_chains.lines, *nat_rules.lines, "COMMIT", ""]
-    return Rendered("\n".join(parts), active, len(filter_rules), len(nat_rules) + len(skipped_rules) - deleted,
+    parts = ["*filter", *filter_chains.chunks, *filter_rules.chunks, "COMMIT",
+             "*nat", *nat_chains.chunks, *nat_rules.chunks, "COMMIT", ""]
+    return Rendered("\n".join(parts), active, len(filter_rules), len(nat_rules) + own_rules_kept - deleted,
                     deleted, no_local_int, no_local_ext)
+
+
+@dataclass(frozen=True)
+class _RenderedService:
+    rules: ServiceRules
+    own_rules: str
+
+
+def _render_service(name: ServicePortName, snap: Snapshot, opts: RenderOptions, large: bool,
+                    sep_name: Callable[[ServicePortName, Endpoint], str]) -> _RenderedService:
+    """Every line of one service port: its dispatch and filter lines, and its own chains."""
+    svc = snap.ports[name]
+    proto = svc.protocol
+    spn = str(name)
+    cat = categorize(snap.endpoints_of(name), svc)
+    svc_chain, svl_chain, ext_chain = names.svc_chain(name), names.svl_chain(name), names.ext_chain(name)
+    uses_cluster_chain = bool(cat.cluster) and svc.uses_cluster_endpoints
+    uses_local_chain = bool(cat.local) and svc.uses_local_endpoints
+    internal_chain, has_internal = svc_chain, cat.has_any
+    if svc.internal_policy_local:
+        internal_chain = svl_chain
+        has_internal = has_internal and bool(cat.local)
+    external_policy_chain, has_external = svc_chain, cat.has_any
+    if svc.external_policy_local:
+        external_policy_chain = svl_chain
+        has_external = has_external and bool(cat.local)
+    uses_ext_chain = cat.has_any and svc.externally_accessible
+    no_local_int = no_local_ext = 0
+
+    int_target = int_comment = ext_target = ext_comment = ""
+    if not cat.has_any:
+        int_target = ext_target = "REJECT"
+        int_comment = ext_comment = _q(f"{spn} has no endpoints")
+    else:
+        if not has_internal:
+            int_target, int_comment = "DROP", _q(f"{spn} has no local endpoints")
+            no_local_int = 1
+        if not has_external:
+            ext_target, ext_comment = "DROP", _q(f"{spn} has no local endpoints")
+            no_local_ext = 1
+
+    dispatch, filt, rules = _Lines(), _Lines(), _Lines()
+    chains: list[str] = []
+    port = str(svc.port)
+    if has_internal:
+        dispatch.add("-A KUBE-SERVICES -m comment --comment", _q(f"{spn} cluster IP"), "-m", proto, "-p",
+                     proto, "-d", svc.cluster_ip, "--dport", port, "-j", internal_chain)
+    else:
+        filt.add("-A KUBE-SERVICES -m comment --comment", int_comment, "-m", proto, "-p", proto,
+                 "-d", svc.cluster_ip, "--dport", port, "-j", int_target)
+    for ip in svc.external_ips:
+        if cat.has_any:
+            dispatch.add("-A KUBE-SERVICES -m comment --comment", _q(f"{spn} external IP"), "-m", proto,
+                         "-p", proto, "-d", ip, "--dport", port, "-j", ext_chain)
+        if not has_external:
+            filt.add("-A KUBE-EXTERNAL-SERVICES -m comment --comment", ext_comment, "-m", proto,
+                     "-p", proto, "-d", ip, "--dport", port, "-j", ext_target)
+    for ip in svc.load_balancer_ips:
+        if cat.has_any:
+            dispatch.add("-A KUBE-SERVICES -m comment --comment", _q(f"{spn} loadbalancer IP"), "-m",
+                         proto, "-p", proto, "-d", ip, "--dport", port, "-j", ext_chain)
+    if not has_external:
+        for ip in svc.load_balancer_ips:
+            filt.add("-A KUBE-EXTERNAL-SERVICES -m comment --comment", ext_comment, "-m", proto,
+                     "-p", proto, "-d", ip, "--dport", port, "-j", ext_target)
+    if svc.node_port:
+        node_port = str(svc.node_port)
+        if cat.has_any:
+            dispatch.add("-A KUBE-NODEPORTS -m comment --comment", spn, "-m", proto, "-p", proto,
+                         "--dport", node_port, "-j", ext_chain)
+        if not has_external:
+            filt.add("-A KUBE-EXTERNAL-SERVICES -m comment --comment", ext_comment,
+                     "-m addrtype --dst-type LOCAL -m", proto, "-p", proto, "--dport", node_port,
+                     "-j", ext_target)
+    if svc.health_check_node_port:
+        filt.add("-A KUBE-NODEPORTS -m comment --comment", _q(f"{spn} health check node port"),
+                 "-m tcp -p tcp --dport", str(svc.health_check_node_port), "-j ACCEPT")
+
+    if has_internal:
+        match = ("-m comment --comment", _q(f"{spn} cluster IP"), "-m", proto, "-p", proto, "-d",
+                 svc.cluster_ip, "--dport", port)
+        if opts.masquerade_all:
+            rules.add("-A", internal_chain, *match, "-j KUBE-MARK-MASQ")
+        elif opts.cluster_cidr:
+            rules.add("-A", internal_chain, *match, "! -s", opts.cluster_cidr, "-j KUBE-MARK-MASQ")
+
+    if uses_ext_chain:
+        chains.append(ext_chain)
+        if not svc.external_policy_local:
+            rules.add("-A", ext_chain, "-m comment --comment",
+                      _q(f"masquerade traffic for {spn} external destinations"), "-j KUBE-MARK-MASQ")
+        else:
+            if opts.cluster_cidr:
+                rules.add("-A", ext_chain, "-m comment --comment",
+                          _q(f"pod traffic for {spn} external destinations"), "-s", opts.cluster_cidr,
+                          "-j", svc_chain)
+            rules.add("-A", ext_chain, "-m comment --comment",
+                      _q(f"masquerade LOCAL traffic for {spn} external destinations"),
+                      "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ")
+            rules.add("-A", ext_chain, "-m comment --comment",
+                      _q(f"route LOCAL traffic for {spn} external destinations"),
+                      "-m addrtype --src-type LOCAL -j", svc_chain)
+        if has_external:
+            rules.add("-A", ext_chain, "-j", external_policy_chain)
+
+    for used, chain, eps in ((uses_cluster_chain, svc_chain, cat.cluster),
+                             (uses_local_chain, svl_chain, cat.local)):
+        if used:
+            chains.append(chain)
+            _service_to_endpoints(rules, spn, name, svc, chain, eps, large, sep_name)
+
+    for ep in cat.all_reachable:
+        sep = sep_name(name, ep)
+        chains.append(sep)
+        head = ["-A", sep] + ([] if large else ["-m comment --comment", spn])
+        rules.add(*head, "-s", ep.ip, "-j KUBE-MARK-MASQ")
+        affinity = ["-m recent --name", sep, "--set"] if svc.session_affinity else []
+        rules.add(*head, *affinity, "-m", proto, "-p", proto, "-j DNAT --to-destination", str(ep))
+
+    own_count = len(rules)
+    return _RenderedService(
+        ServiceRules(filt.seal(), filt.count, dispatch.seal(), dispatch.count, own_count, tuple(chains),
+                     no_local_int, no_local_ext),
+        rules.seal())
 
 
 def _service_to_endpoints(rules: _Lines, spn: str, name: ServicePortName, svc: ServicePort, chain: str,

@@ -47,12 +47,10 @@ def sep_chain(spn: ServicePortName, endpoint: Endpoint | str) -> str:
 
 
 class NameCache:
-    """What earlier syncs computed: endpoint chain names (hashing was most of a render's time) and each
-    service port's rule count (for the metrics of partial syncs). Owned by one backend."""
+    """Endpoint chain names computed by earlier syncs (hashing was most of a render's time)."""
 
     def __init__(self) -> None:
         self._sep: dict[tuple[ServicePortName, str], str] = {}
-        self.rule_counts: dict[ServicePortName, int] = {}  # nat rules each service port wrote last time
 
     def sep_chain(self, spn: ServicePortName, endpoint: Endpoint) -> str:
         key = (spn, str(endpoint))

@@ -7,9 +7,8 @@ from pathlib import Path
 from proxy_objects import endpoint_slice, golden_objects, service
 
 from netproxy import names
-from netproxy.iptables_render import RenderOptions, probability, render
+from netproxy.iptables_render import RenderCache, RenderOptions, probability, render
 from netproxy.model import ServicePortName
-from netproxy.names import NameCache
 from netproxy.tracker import ChangeTracker
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -43,7 +42,7 @@ def test_probabilities_are_formatted_as_upstream() -> None:
 def test_partial_sync_writes_only_changed_service_chains() -> None:
     services, slices = golden_objects()
     tracker = tracker_with(services, slices)
-    cache = NameCache()
+    cache = RenderCache()
     first = render(tracker.snapshot(), OPTS, set(), cache)
     slices[0]["endpoints"].pop()
     assert tracker.update_slice(slices[0])
@@ -91,3 +90,35 @@ def test_large_clusters_drop_endpoint_comments() -> None:
     text = render(tracker_with(services, slices).snapshot(full=True), OPTS).text
     assert " -> 10.1." not in text
     assert "--comment a/s0" not in text
+
+
+def test_partial_syncs_reuse_unchanged_lines_exactly() -> None:
+    services, slices = golden_objects()
+    tracker = tracker_with(services, slices)
+    cache = RenderCache()
+    render(tracker.snapshot(), OPTS, set(), cache)
+    for round_ in range(3):  # several partial syncs in a row, each changing svc1 only
+        slices[0]["endpoints"][0]["addresses"] = [f"10.244.9.{round_ + 1}"]
+        assert tracker.update_slice(slices[0])
+        partial = render(tracker.snapshot(), OPTS, None, cache)
+        full = render(tracker_with(services, slices).snapshot(full=True), OPTS)
+
+        def shared(text: str) -> list[str]:
+            return [line for line in text.splitlines()
+                    if line.startswith(("-A KUBE-SERVICES", "-A KUBE-NODEPORTS", "-A KUBE-EXTERNAL-SERVICES"))]
+        # the shared chains are rewritten whole in both; unchanged services' lines come from the cache
+        assert shared(partial.text) == shared(full.text)
+        assert (partial.nat_rules, partial.filter_rules) == (full.nat_rules, full.filter_rules)
+        assert partial.active_nat_chains == full.active_nat_chains
+
+
+def test_a_deleted_service_leaves_the_cache() -> None:
+    services, slices = golden_objects()
+    tracker = tracker_with(services, slices)
+    cache = RenderCache()
+    first = render(tracker.snapshot(), OPTS, set(), cache)
+    assert tracker.delete_service(services[0])
+    rendered = render(tracker.snapshot(), OPTS, first.active_nat_chains, cache)
+    svc1 = ServicePortName("ns1", "svc1", "p80", "TCP")
+    assert svc1 not in cache.services and cache.services
+    assert f"-X {names.svc_chain(svc1)}" in rendered.text
