@@ -24,7 +24,7 @@ test: setup
 	./scripts/run-tests.sh
 
 lint: venv
-	.venv/bin/ruff check . && .venv/bin/mypy pyk8s controlplane agent lab
+	.venv/bin/ruff check . && .venv/bin/mypy --explicit-package-bases pyk8s controlplane cri agent netproxy lab bench tests
 
 unit: venv
 	$(PY) -m pytest tests/unit -q

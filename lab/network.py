@@ -22,6 +22,8 @@ import contextlib
 import errno
 import ipaddress
 import os
+import random
+import socket
 import subprocess
 from dataclasses import dataclass
 
@@ -83,10 +85,42 @@ def _link_alias(ipr: IPRoute, index: int) -> str:
     return str(link.get_attr("IFLA_IFALIAS") or "")
 
 
+def _overlapping_routes(ipr: IPRoute, subnet: str, except_index: int | None = None) -> list[str]:
+    """Routes of the host's main table (not the default route) that overlap `subnet`, as `dst dev`."""
+    wanted = ipaddress.ip_network(subnet)
+    found = []
+    for route in ipr.get_routes(family=socket.AF_INET, table=254):
+        dst, oif = route.get_attr("RTA_DST"), route.get_attr("RTA_OIF")
+        if dst is None or not route["dst_len"] or oif == except_index:
+            continue
+        if ipaddress.ip_network(f"{dst}/{route['dst_len']}", strict=False).overlaps(wanted):
+            names = ipr.get_links(oif) if oif is not None else []
+            found.append(f"{dst}/{route['dst_len']} dev {names[0].get_attr('IFLA_IFNAME') if names else '?'}")
+    return found
+
+
+def free_subnet(first_octets: str, attempts: int = 64) -> str:
+    """A random `<first_octets>.N.0/24` that no route of the host overlaps (test labs, side by side)."""
+    with IPRoute() as ipr:
+        for _ in range(attempts):
+            subnet = f"{first_octets}.{random.randint(1, 250)}.0/24"
+            if not _overlapping_routes(ipr, subnet):
+                return subnet
+    raise RuntimeError(f"no free /24 under {first_octets}. after {attempts} tries")
+
+
 def create_bridge(net: LabNetwork) -> None:
-    """Create the lab bridge with the gateway address, or adopt it if it is already ours."""
+    """Create the lab bridge with the gateway address, or adopt it if it is already ours.
+
+    Refused when the host already routes part of the lab's subnet elsewhere (another lab's bridge, a
+    real network): the nodes' traffic would go there instead.
+    """
     with IPRoute() as ipr:
         index = _link_index(ipr, net.bridge)
+        clashes = _overlapping_routes(ipr, net.subnet, except_index=index)
+        if clashes:
+            raise RuntimeError(f"lab subnet {net.subnet} overlaps the host's route {clashes[0]}; "
+                               "choose another subnet (or remove the other lab)")
         if index is not None:
             if _link_alias(ipr, index) != BRIDGE_ALIAS_PREFIX + net.name:
                 raise RuntimeError(f"interface {net.bridge} exists and is not this lab's bridge; refusing to touch it")

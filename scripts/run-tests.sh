@@ -10,12 +10,12 @@ stage() { printf '\n=== %s ===\n' "$1"; }
 stage "lint: ruff"
 .venv/bin/ruff check --no-cache .
 stage "lint: mypy"
-# Type-check every top-level package that has code (components land one by one).
+# Type-check every top-level package that has code, the benchmarks and the tests.
 packages=()
-for pkg in pyk8s controlplane cri agent netproxy lab; do
+for pkg in pyk8s controlplane cri agent netproxy lab bench; do
     compgen -G "$pkg/*.py" >/dev/null && packages+=("$pkg")
 done
-.venv/bin/mypy "${packages[@]}"
+.venv/bin/mypy --explicit-package-bases "${packages[@]}" tests
 
 run_pytest() {
     local dir=$1; shift

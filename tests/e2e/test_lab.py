@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from lab import cluster
+from lab import cluster, network
 from lab.cluster import LabState
 from tests.helpers import poll
 
@@ -54,7 +54,7 @@ def lab(request: pytest.FixtureRequest) -> Iterator[LabState]:
     data_dir = Path(f"/tmp/pyk8s-e2e-{name}")
     try:
         yield cluster.up(data_dir, 2, name=name, proxy_mode=request.param,
-                         subnet=f"10.97.{random.randint(1, 250)}.0/24", timeout=240, server_args=FAST_FAILOVER)
+                         subnet=network.free_subnet("10.97"), timeout=240, server_args=FAST_FAILOVER)
     finally:
         cluster.down(data_dir, name=name)
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -306,8 +306,8 @@ def pods_in(state: LabState, namespace: str) -> set[str]:
 
 def test_python_client_drives_the_lab(lab: LabState) -> None:
     """The official `kubernetes` client: deploy, watch to Running, logs, exec, scale, cascading delete."""
-    from kubernetes import client, config, watch  # type: ignore[import-untyped]
-    from kubernetes.stream import stream  # type: ignore[import-untyped]
+    from kubernetes import client, config, watch
+    from kubernetes.stream import stream
 
     with config.new_client_from_config(str(lab.kubeconfig)) as api:
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)

@@ -85,7 +85,7 @@ def machines() -> Iterator[Machines]:
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (scripts/setup-platform.sh installs it)")
     name = "v" + "".join(random.choices("abcdefghijklmnopqrstuvwxyz", k=4))
-    net = LabNetwork(name=name, subnet=f"10.95.{random.randint(1, 250)}.0/24")
+    net = LabNetwork(name=name, subnet=network.free_subnet("10.95"))
     made = Machines(net, Path(f"/tmp/pyk8s-vagrant-{name}"), net.node_ip(1), net.node_ip(2))
     try:
         network.create_bridge(net)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config, watch  # type: ignore[import-untyped]
+from kubernetes import client, config, watch
 
 
 def api(kubeconfig: Path) -> client.ApiClient:

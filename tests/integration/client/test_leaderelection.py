@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from controlplane.api import resources
 from controlplane.apiserver.server import APIServer
@@ -19,7 +21,7 @@ async def test_one_leader_then_failover(api_server: APIServer) -> None:
         first, second = candidate("a"), candidate("b")
         leading: list[str] = []
 
-        def lead(name: str):  # type: ignore[no-untyped-def]
+        def lead(name: str) -> Callable[[], Coroutine[Any, Any, None]]:
             async def work() -> None:
                 leading.append(name)
                 await asyncio.Event().wait()

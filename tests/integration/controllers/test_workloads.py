@@ -349,7 +349,7 @@ async def test_statefulset_orders_creation_and_scale_down(cluster: Client, kubec
 
 
 def python_client_flow(kubeconfig: Path) -> dict[str, Any]:
-    from kubernetes import client as k8s  # type: ignore[import-untyped]
+    from kubernetes import client as k8s
     from kubernetes import config
 
     with config.new_client_from_config(str(kubeconfig)) as api:

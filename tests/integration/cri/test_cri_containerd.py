@@ -31,7 +31,7 @@ from agent.containerd import ContainerdPaths, ContainerdSupervisor, render_confi
 from cri import api_pb2
 from cri.client import ImageClient, RuntimeClient
 from cri.errors import CRIError, NotFoundError
-from lab import cleanup, processes
+from lab import cleanup, network, processes
 from lab.cluster import write_registry_config
 from tests.helpers import eventually
 
@@ -162,7 +162,7 @@ async def node() -> AsyncIterator[CRINode]:
     if reason:
         pytest.skip(reason)
     scene = Scene(name="pyk8s-crit-" + "".join(random.choices(string.ascii_lowercase + string.digits, k=6)),
-                  subnet=f"10.250.{random.randint(1, 254)}.0/24")
+                  subnet=network.free_subnet("10.250"))
     supervisor: ContainerdSupervisor | None = None
     runtime: RuntimeClient | None = None
     images: ImageClient | None = None

@@ -116,7 +116,7 @@ async def test_proxy_follows_the_api_and_survives_an_outage(
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
-                code = proc.wait(timeout=20)
+                code: int | None = proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

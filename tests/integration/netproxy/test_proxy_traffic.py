@@ -41,7 +41,7 @@ def mode(request: pytest.FixtureRequest) -> tuple[str, str | None]:
     if reason:
         print(f"SKIPPED: {reason}")
         pytest.skip(reason)
-    return request.param  # type: ignore[no-any-return]
+    return request.param
 
 
 @pytest.fixture

@@ -91,7 +91,7 @@ async def test_failed_binding_forgets_the_assumed_pod_and_retries(api_server: AP
     async with Client.from_kubeconfig(api_server.admin_kubeconfig) as client:
         await create_node(client, node("only", cpu="1"))
         scheduler = Scheduler(client)
-        real_bind, failures = client.create_subresource, []
+        real_bind, failures = client.create_subresource, list[Any]()
 
         async def flaky_bind(*args: Any, **kwargs: Any) -> Any:
             if not failures:

@@ -57,7 +57,7 @@ def test_env_order_expansion_and_sources() -> None:
 
 
 def test_missing_configmap_key_is_a_config_error_unless_optional() -> None:
-    ref = {"name": "cm", "key": "nope"}
+    ref: dict[str, Any] = {"name": "cm", "key": "nope"}
     container = {"name": "c", "env": [{"name": "X", "valueFrom": {"configMapKeyRef": ref}}]}
     with pytest.raises(cs.ContainerConfigError, match="couldn't find key nope in ConfigMap ns/cm"):
         cs.container_env(ctx(), pod([container]), container, Objects({"cm": {"data": {}}}), services=[])

@@ -37,7 +37,7 @@ def _ours(schema: dict[str, Any]) -> str:
     if kind == "object" and "additionalProperties" in schema:
         value = _ours(schema["additionalProperties"])
         return f"Dict[str, {'bytearray' if schema['additionalProperties'].get('format') == 'byte' else value}]"
-    return {"string": "str", "integer": "int", "boolean": "bool", "number": "float", "object": "object"}[kind]
+    return {"string": "str", "integer": "int", "boolean": "bool", "number": "float", "object": "object"}[str(kind)]
 
 
 def _theirs(type_name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,7 +25,7 @@ class FakeClient:
     async def list(self, rt: Any, namespace: Any, **kw: Any) -> dict[str, Any]:
         return {"items": list(self.items), "metadata": {"resourceVersion": "100"}}
 
-    async def watch(self, rt: Any, namespace: Any, **kw: Any):  # type: ignore[no-untyped-def]
+    async def watch(self, rt: Any, namespace: Any, **kw: Any) -> AsyncIterator[SimpleNamespace]:
         while self.events:
             yield self.events.pop(0)
         await asyncio.sleep(3600)
