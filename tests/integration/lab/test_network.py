@@ -91,3 +91,19 @@ def test_a_bridge_that_is_not_ours_is_never_adopted_or_removed(lab_net: LabNetwo
     finally:
         with IPRoute() as ipr:
             ipr.link("set", index=index, ifalias=network.BRIDGE_ALIAS_PREFIX + lab_net.name)
+
+
+def test_a_subnet_the_host_already_routes_is_refused(lab_net: LabNetwork, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = LabNetwork(name="u" + uuid.uuid4().hex[:4], subnet=lab_net.subnet)
+    with pytest.raises(RuntimeError, match=f"lab subnet {lab_net.subnet} overlaps the host's route "
+                                           f"{lab_net.subnet} dev {lab_net.bridge}"):
+        network.create_bridge(other)
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        assert ipr.link_lookup(ifname=other.bridge) == []  # nothing made for it
+    network.create_bridge(lab_net)  # the lab's own bridge is adopted again, its route is its own
+    first_octets, taken = ".".join(lab_net.subnet.split(".")[:2]), int(lab_net.subnet.split(".")[2])
+    draws = iter([taken, taken, 57])  # the lab's own /24 twice, then one nobody routes
+    monkeypatch.setattr(network.random, "randint", lambda _a, _b: next(draws))
+    assert network.free_subnet(first_octets) == f"{first_octets}.57.0/24"
