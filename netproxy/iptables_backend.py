@@ -1,8 +1,9 @@
 """iptables mode: programs the rules of `iptables_render` with one iptables-restore per sync.
 
 Jump rules from the built-in chains are ensured on full syncs only (as upstream),
-after the restore that creates the chains they point at. The backend remembers which of its service chains are
-in the kernel, read once from iptables-save at start, so stale chains from an
+after the restore that creates the chains they point at. The backend remembers
+which of its service chains are in the kernel, read from iptables-save on each
+full sync (chain names and built-in rules only), so stale chains from an
 earlier run or a deleted service are removed in the same restore — and only
 chains whose names it would create itself (KUBE-SVC-, KUBE-SEP-, ...).
 """
