@@ -100,7 +100,11 @@ def _overlapping_routes(ipr: IPRoute, subnet: str, except_index: int | None = No
 
 
 def free_subnet(first_octets: str, attempts: int = 64) -> str:
-    """A random `<first_octets>.N.0/24` that no route of the host overlaps (test labs, side by side)."""
+    """A random `<first_octets>.N.0/24` that no route of the host overlaps (test labs, side by side).
+
+    Blocking netlink I/O, like every function here: from a coroutine, call it through `asyncio.to_thread`
+    (pyroute2's synchronous socket refuses to run inside a running event loop).
+    """
     with IPRoute() as ipr:
         for _ in range(attempts):
             subnet = f"{first_octets}.{random.randint(1, 250)}.0/24"

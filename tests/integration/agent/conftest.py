@@ -139,7 +139,7 @@ async def node_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[No
     if reason:
         pytest.skip(reason)
     name = "a" + "".join(random.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=4))
-    net = LabNetwork(name=name, subnet=network.free_subnet("10.98"))
+    net = LabNetwork(name=name, subnet=await asyncio.to_thread(network.free_subnet, "10.98"))
     base = Path(f"/tmp/pyk8s-agent-{name}")  # short: unix socket paths are limited to 108 bytes
     os.makedirs(base)
     stop = asyncio.Event()

@@ -162,7 +162,7 @@ async def node() -> AsyncIterator[CRINode]:
     if reason:
         pytest.skip(reason)
     scene = Scene(name="pyk8s-crit-" + "".join(random.choices(string.ascii_lowercase + string.digits, k=6)),
-                  subnet=network.free_subnet("10.250"))
+                  subnet=await asyncio.to_thread(network.free_subnet, "10.250"))
     supervisor: ContainerdSupervisor | None = None
     runtime: RuntimeClient | None = None
     images: ImageClient | None = None
