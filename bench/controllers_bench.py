@@ -43,10 +43,11 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = APIServer(APIServerConfig(data_dir=Path(tmp), secure_port=0))
         await server.start()
-        client = Client.from_kubeconfig(server.admin_kubeconfig)
+        client = Client.from_kubeconfig(server.admin_kubeconfig)  # the load: a client of its own, over HTTPS
+        in_process = server.loopback_client()  # the controllers', as in `pyk8s server`
         stop = asyncio.Event()
         manager = asyncio.create_task(run_controller_manager(
-            client, stop=stop, enabled=("replicaset", "deployment", "endpointslice", "garbagecollector")))
+            in_process, stop=stop, enabled=("replicaset", "deployment", "endpointslice", "garbagecollector")))
         await asyncio.sleep(1.0)  # informers synced
 
         start = time.perf_counter()
@@ -92,6 +93,7 @@ async def main() -> None:
              pod_writes_seconds=round(written, 2))
         stop.set()
         await manager
+        await in_process.close()
         await client.close()
         await server.stop()
 

@@ -4,15 +4,17 @@ Prints JSON lines: pods bound per second, the p50/p99 time from pod creation to
 binding, and the scheduling cycle itself (filter + score + assume per pod,
 binding excluded) as measured inside the scheduler.
 
-Two layouts:
-- default: API server, scheduler and load in one process and one event loop,
-  as in `pyk8s server`;
-- `--split`: the API server (and the load: node/pod creation and the watch that
-  times bindings) in a child process, the scheduler alone in this one, as
-  `pyk8s apiserver` + `pyk8s scheduler` run: each gets a core of its own.
+Three layouts:
+- default: API server, scheduler and load in one process and one event loop
+  (the load's HTTPS client work competes with both);
+- `--server`: API server and scheduler in this process, as `pyk8s server` runs
+  them, and the load (node/pod creation and the watch that times bindings) in a
+  child process, as clients are programs of their own;
+- `--split`: the API server and the load in a child process, the scheduler alone
+  in this one, as `pyk8s apiserver` + `pyk8s scheduler` run.
 
-    .venv/bin/python bench/scheduler_bench.py [--split] [--nodes 1000] [--pods 2000]
-    .venv/bin/python bench/scheduler_bench.py --full [--split]   # the issue's case: 1,000 nodes, 10,000 pods
+    .venv/bin/python bench/scheduler_bench.py [--split|--server] [--nodes 1000] [--pods 2000]
+    .venv/bin/python bench/scheduler_bench.py --full [--split|--server]   # the issue's case: 1,000 nodes, 10,000 pods
 
 With `--pending-first` every pod is created before the scheduler starts (10,000
 pending pods waiting), and the rate counts from the moment its caches have
@@ -163,14 +165,18 @@ async def one_process(args: argparse.Namespace) -> None:
         await server.start()
         client = Client.from_kubeconfig(server.admin_kubeconfig)
         await create_nodes(client, args.nodes)
-        running = RunningScheduler(client)
+        in_process = server.loopback_client()  # the scheduler's, as in `pyk8s server`
+        running = RunningScheduler(in_process)
         load = await create_pods_and_time_bindings(client, args.pods, args.pending_first, running.start)
         report(args, "one-process", load, await running.finish())
+        await in_process.close()
         await client.close()
         await server.stop()
 
 
-async def _apiserver_side(nodes: int, pods: int, pending_first: bool, conn: Connection) -> None:
+async def _load_side(kubeconfig: str | None, nodes: int, pods: int, pending_first: bool, conn: Connection) -> None:
+    """The load (nodes, pods, the watch timing bindings) in a child process; with `kubeconfig` None it
+    also runs the API server, and sends its kubeconfig to the parent."""
     loop = asyncio.get_running_loop()
 
     async def scheduler_ready() -> None:
@@ -178,37 +184,56 @@ async def _apiserver_side(nodes: int, pods: int, pending_first: bool, conn: Conn
         await loop.run_in_executor(None, conn.recv)  # the scheduler runs, its informers synced
 
     with tempfile.TemporaryDirectory() as tmp:
-        server = APIServer(APIServerConfig(data_dir=Path(tmp), secure_port=0))
-        await server.start()
-        client = Client.from_kubeconfig(server.admin_kubeconfig)
+        server: APIServer | None = None
+        if kubeconfig is None:
+            server = APIServer(APIServerConfig(data_dir=Path(tmp), secure_port=0))
+            await server.start()
+            conn.send(str(server.admin_kubeconfig))
+            kubeconfig = str(server.admin_kubeconfig)
+        client = Client.from_kubeconfig(kubeconfig)
         await create_nodes(client, nodes)
-        conn.send(str(server.admin_kubeconfig))
         conn.send(await create_pods_and_time_bindings(client, pods, pending_first, scheduler_ready))
         await loop.run_in_executor(None, conn.recv)  # the scheduler has stopped
         await client.close()
-        await server.stop()
+        if server is not None:
+            await server.stop()
 
 
-def _apiserver_process(nodes: int, pods: int, pending_first: bool, conn: Connection) -> None:
-    asyncio.run(_apiserver_side(nodes, pods, pending_first, conn))
+def _load_process(kubeconfig: str | None, nodes: int, pods: int, pending_first: bool, conn: Connection) -> None:
+    asyncio.run(_load_side(kubeconfig, nodes, pods, pending_first, conn))
 
 
-async def split(args: argparse.Namespace) -> None:
+async def two_processes(args: argparse.Namespace, layout: str) -> None:
+    """`split`: API server and load in the child, the scheduler here (`pyk8s apiserver` + `pyk8s
+    scheduler`). `server`: API server and scheduler here, as `pyk8s server` runs them, and the load in
+    the child, as clients are programs of their own."""
     loop = asyncio.get_running_loop()
     ctx = multiprocessing.get_context("spawn")
     ours, theirs = ctx.Pipe()
-    child = ctx.Process(target=_apiserver_process, args=(args.nodes, args.pods, args.pending_first, theirs))
-    child.start()
-    client = Client.from_kubeconfig(await loop.run_in_executor(None, ours.recv))
-    await loop.run_in_executor(None, ours.recv)  # "start"
-    running = RunningScheduler(client)
-    await running.start()
-    ours.send("synced")
-    load = await loop.run_in_executor(None, ours.recv)
-    report(args, "split", load, await running.finish())
-    ours.send("stop")
-    await client.close()
-    await loop.run_in_executor(None, child.join)
+    with tempfile.TemporaryDirectory() as tmp:
+        server: APIServer | None = None
+        if layout == "server":
+            server = APIServer(APIServerConfig(data_dir=Path(tmp), secure_port=0))
+            await server.start()
+        kubeconfig = str(server.admin_kubeconfig) if server is not None else None
+        child = ctx.Process(target=_load_process, args=(kubeconfig, args.nodes, args.pods, args.pending_first,
+                                                        theirs))
+        child.start()
+        if server is None:
+            client = Client.from_kubeconfig(await loop.run_in_executor(None, ours.recv))
+        else:
+            client = server.loopback_client()  # the scheduler's, as in `pyk8s server`
+        await loop.run_in_executor(None, ours.recv)  # "start"
+        running = RunningScheduler(client)
+        await running.start()
+        ours.send("synced")
+        load = await loop.run_in_executor(None, ours.recv)
+        report(args, layout, load, await running.finish())
+        ours.send("stop")
+        await client.close()
+        await loop.run_in_executor(None, child.join)
+        if server is not None:
+            await server.stop()
 
 
 def main() -> None:
@@ -217,12 +242,17 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=2000)
     parser.add_argument("--full", action="store_true", help="the issue's case: 1,000 nodes and 10,000 pods")
     parser.add_argument("--split", action="store_true", help="API server and load in a process of their own")
+    parser.add_argument("--server", action="store_true",
+                        help="API server and scheduler in this process (as `pyk8s server`), the load in another")
     parser.add_argument("--pending-first", action="store_true",
                         help="create every pod before the scheduler starts (rate counted from its start)")
     args = parser.parse_args()
     if args.full:
         args.nodes, args.pods = 1000, 10000
-    asyncio.run(split(args) if args.split else one_process(args))
+    if args.split or args.server:
+        asyncio.run(two_processes(args, "split" if args.split else "server"))
+    else:
+        asyncio.run(one_process(args))
 
 
 if __name__ == "__main__":

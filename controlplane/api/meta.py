@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
+import random
 from typing import Any
 
 # Upstream's utilrand alphabet: no vowels (no words), no 0/1/3 (look like letters).
@@ -24,7 +24,8 @@ def parse_time(value: str) -> dt.datetime:
 
 
 def random_suffix(length: int = 5) -> str:
-    return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(length))
+    """A generateName suffix. Names are not secrets: upstream draws them from math/rand too."""
+    return "".join(random.choices(_NAME_ALPHABET, k=length))
 
 
 def key_of(obj: dict[str, Any]) -> str:

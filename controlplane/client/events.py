@@ -8,6 +8,7 @@ the same object bumps `count` and `lastTimestamp` instead of adding an event.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from controlplane.api import meta, resources
@@ -41,7 +42,7 @@ class EventRecorder:
             if self.host:
                 source["host"] = self.host
             event = {
-                "metadata": {"name": f"{md.get('name')}.{meta.random_suffix(10)}", "namespace": namespace},
+                "metadata": {"name": f"{md.get('name')}.{time.time_ns():x}", "namespace": namespace},  # upstream's
                 "involvedObject": {"kind": obj.get("kind"), "namespace": md.get("namespace"), "name": md.get("name"),
                                    "uid": md.get("uid"), "apiVersion": obj.get("apiVersion"),
                                    "resourceVersion": md.get("resourceVersion")},

@@ -58,8 +58,9 @@ def _data_or_file(entry: dict[str, Any], key: str, base: Path) -> bytes | None:
 class Client:
     def __init__(self, server: str, *, token: str | None = None, ca_data: bytes | None = None,
                  cert_data: bytes | None = None, key_data: bytes | None = None, insecure: bool = False,
-                 timeout: float = 30.0, retries: int = 5) -> None:
+                 timeout: float = 30.0, retries: int = 5, unix_socket: Path | None = None) -> None:
         self.server = server.rstrip("/")
+        self.unix_socket = unix_socket
         self.token = token
         self.timeout = timeout
         self.retries = retries
@@ -98,6 +99,11 @@ class Client:
                    insecure=bool(cluster.get("insecure-skip-tls-verify")), **kw)
 
     @classmethod
+    def over_unix_socket(cls, path: Path, *, token: str, **kw: Any) -> Client:
+        """Plain HTTP over the API server's loopback socket (for components in the server's process)."""
+        return cls("http://localhost", token=token, unix_socket=path, **kw)
+
+    @classmethod
     def in_cluster(cls, **kw: Any) -> Client:
         host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
         return cls(f"https://{host}:{port}", token=(SERVICE_ACCOUNT_DIR / "token").read_text().strip(),
@@ -120,8 +126,11 @@ class Client:
             headers = {"Accept": "application/json", "User-Agent": "pyk8s/0.1"}
             if self.token:
                 headers["Authorization"] = f"Bearer {self.token}"
+            connector: aiohttp.BaseConnector = (
+                aiohttp.UnixConnector(path=str(self.unix_socket), limit=100) if self.unix_socket is not None
+                else aiohttp.TCPConnector(ssl=self._ssl, limit=100))
             self._session = aiohttp.ClientSession(
-                headers=headers, connector=aiohttp.TCPConnector(ssl=self._ssl, limit=100),
+                headers=headers, connector=connector,
                 json_serialize=lambda o: orjson.dumps(o).decode())
         return self._session
 

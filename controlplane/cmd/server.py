@@ -19,7 +19,6 @@ import socket
 from typing import Any
 
 from controlplane.apiserver.server import APIServer
-from controlplane.client import Client
 from controlplane.cmd import apiserver
 from controlplane.cmd.signals import stop_on_signals
 from controlplane.controllers.manager import add_node_lifecycle_arguments, run_controller_manager
@@ -59,7 +58,7 @@ async def run(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     server = APIServer(apiserver.config_from_args(args))
     await server.start()
-    client = Client.from_kubeconfig(server.admin_kubeconfig)
+    client = server.loopback_client()
     controllers = [
         run_controller_manager(client, stop=stop, cluster_cidr=args.cluster_cidr,
                                node_mask=args.node_cidr_mask_size,
