@@ -23,6 +23,7 @@ import ipaddress
 import logging
 import os
 import ssl
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,9 @@ class APIServer:
             log.info("data dir path too long for a unix socket: in-process components use HTTPS")
             return
         with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISSOCK(path.lstat().st_mode):
+                log.warning("%s exists and is not a socket; in-process components use HTTPS", path)
+                return
             path.unlink()  # left by a server that did not stop cleanly
         await web.UnixSite(self.runner, str(path)).start()
         path.chmod(0o600)

@@ -78,6 +78,20 @@ async def test_stop_removes_the_socket(short_dir: Path) -> None:
     assert not path.exists()
 
 
+async def test_a_file_that_is_not_a_socket_is_left_alone(short_dir: Path) -> None:
+    (short_dir / LOOPBACK_SOCKET).write_text("someone's file")
+    api = APIServer(APIServerConfig(data_dir=short_dir, secure_port=0))
+    await api.start()
+    try:
+        assert api.loopback_socket is None
+        async with api.loopback_client() as client:
+            assert client.unix_socket is None
+            await client.get(resources.NAMESPACES, "default")
+    finally:
+        await api.stop()
+    assert (short_dir / LOOPBACK_SOCKET).read_text() == "someone's file"
+
+
 async def test_a_data_dir_too_long_for_a_socket_falls_back_to_https(short_dir: Path) -> None:
     deep = short_dir / ("d" * 100)
     api = APIServer(APIServerConfig(data_dir=deep, secure_port=0))
