@@ -107,6 +107,7 @@ class SQLiteStore(Store):
         self._readers = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
+        self._inline_conn: sqlite3.Connection | None = None  # point reads on the event loop's thread
         self._loop: asyncio.AbstractEventLoop | None = None
         self._compactor: asyncio.Task[None] | None = None
         self._rev = 0
@@ -151,6 +152,7 @@ class SQLiteStore(Store):
             for conn in self._reader_conns:
                 conn.close()
             self._reader_conns.clear()
+        self._inline_conn = None
 
     # -- reads -------------------------------------------------------------------
 
@@ -167,6 +169,24 @@ class SQLiteStore(Store):
         if self._closed:
             raise StorageError("store is closed")
         return await asyncio.to_thread(lambda: fn(self._reader()))
+
+    async def _point_read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """A read of one row by index, on the event loop's thread: a WAL reader does not wait for the
+        writer, and the hop to a worker thread cost more than the query (GET p99). Should the database
+        be busy all the same (recovery, a checkpoint), the read waits in a worker thread instead."""
+        if self._closed:
+            raise StorageError("store is closed")
+        if self._inline_conn is None:
+            conn = _connect(self.path)
+            conn.execute("PRAGMA busy_timeout=0")  # never block the event loop: fall back instead
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+            self._inline_conn = conn
+        try:
+            return fn(self._inline_conn)
+        except sqlite3.OperationalError as exc:
+            log.debug("point read on the loop refused (%s); reading in a worker thread", exc)
+            return await self._read(fn)
 
     async def current_revision(self) -> int:
         return self._rev
@@ -192,7 +212,7 @@ class SQLiteStore(Store):
                 "ORDER BY rev DESC LIMIT 1", (key, at)).fetchone()
             return row
 
-        row = await self._read(query)
+        row = await self._point_read(query)
         if row is None or row[2]:
             raise KeyNotFoundError(key)
         return _kv(row)
