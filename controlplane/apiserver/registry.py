@@ -143,7 +143,11 @@ class Registry:
     def _matches(self, rt: ResourceType, obj: Obj, opts: ListOptions) -> bool:
         if opts.labels is not None and not opts.labels.matches((obj.get("metadata") or {}).get("labels")):
             return False
-        return opts.fields is None or opts.fields.matches(fields.field_set(rt, obj))
+        return opts.fields is None or not opts.fields.terms or opts.fields.matches(fields.field_set(rt, obj))
+
+    @staticmethod
+    def _selects_everything(opts: ListOptions) -> bool:
+        return (opts.labels is None or opts.labels.empty) and (opts.fields is None or not opts.fields.terms)
 
     def matches(self, rt: ResourceType, obj: Obj, opts: ListOptions) -> bool:
         return self._matches(rt, obj, opts)
@@ -288,9 +292,14 @@ class Registry:
                 yield "ADDED", obj
         else:
             start = rv
+        everything = self._selects_everything(opts)  # most watches: no previous object to decode and match
         try:
             async for event in self.store.watch(rt.storage_prefix(opts.namespace), start):
                 obj = decode(event.kv)
+                if everything:
+                    yield ("DELETED" if event.type is EventType.DELETE else
+                           "MODIFIED" if event.prev_kv is not None else "ADDED"), obj
+                    continue
                 now = self._matches(rt, obj, opts)
                 if event.type is EventType.DELETE:
                     if now:

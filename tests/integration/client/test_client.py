@@ -98,3 +98,34 @@ async def test_watch_from_compacted_revision_is_410_expired(api_server: APIServe
                                         resource_version=first["metadata"]["resourceVersion"]):
                 pass
         assert expired.value.code == 410 and expired.value.reason == "Expired"
+
+
+async def _events(client: Client, count: int, label_selector: str | None = None,
+                  field_selector: str | None = None) -> list[tuple[str, str, str]]:
+    seen: list[tuple[str, str, str]] = []
+    async for event in client.watch(resources.CONFIGMAPS, "default", resource_version="1", allow_bookmarks=False,
+                                    label_selector=label_selector, field_selector=field_selector):
+        seen.append((event.type, event.object["metadata"]["name"],
+                     (event.object["metadata"].get("labels") or {}).get("tier", "")))
+        if len(seen) == count:
+            return seen
+    return seen
+
+
+async def test_watch_event_types_with_and_without_selectors(kubeconfig: Path) -> None:
+    """ADDED/MODIFIED/DELETED for every watcher; an object that leaves a selector is DELETED for its
+    watchers and one that enters it ADDED, as upstream's watch cache sends them."""
+    async with Client.from_kubeconfig(kubeconfig) as client:
+        cm = await client.create(resources.CONFIGMAPS, {"metadata": {"name": "w", "namespace": "default",
+                                                                     "labels": {"tier": "a"}}})
+        cm["metadata"]["labels"] = {"tier": "b"}
+        cm = await client.update(resources.CONFIGMAPS, cm)
+        cm["metadata"]["labels"] = {"tier": "a"}
+        await client.update(resources.CONFIGMAPS, cm)
+        await client.delete(resources.CONFIGMAPS, "w", "default")
+        everything, by_label, by_field = await asyncio.wait_for(asyncio.gather(
+            _events(client, 4), _events(client, 4, label_selector="tier=a"),
+            _events(client, 4, field_selector="metadata.name=w")), 30)
+    assert everything == [("ADDED", "w", "a"), ("MODIFIED", "w", "b"), ("MODIFIED", "w", "a"), ("DELETED", "w", "a")]
+    assert by_label == [("ADDED", "w", "a"), ("DELETED", "w", "b"), ("ADDED", "w", "a"), ("DELETED", "w", "a")]
+    assert by_field == everything
