@@ -64,7 +64,8 @@ class Client:
         self.token = token
         self.timeout = timeout
         self.retries = retries
-        self._ssl = self._ssl_context(ca_data, cert_data, key_data, insecure)
+        # A unix socket carries no TLS: no context to build (loading the system CAs takes ~50 ms).
+        self._ssl = self._ssl_context(ca_data, cert_data, key_data, insecure) if unix_socket is None else None
         self._session: aiohttp.ClientSession | None = None
 
     @staticmethod
@@ -127,8 +128,8 @@ class Client:
             if self.token:
                 headers["Authorization"] = f"Bearer {self.token}"
             connector: aiohttp.BaseConnector = (
-                aiohttp.UnixConnector(path=str(self.unix_socket), limit=100) if self.unix_socket is not None
-                else aiohttp.TCPConnector(ssl=self._ssl, limit=100))
+                aiohttp.TCPConnector(ssl=self._ssl, limit=100) if self._ssl is not None
+                else aiohttp.UnixConnector(path=str(self.unix_socket), limit=100))
             self._session = aiohttp.ClientSession(
                 headers=headers, connector=connector,
                 json_serialize=lambda o: orjson.dumps(o).decode())

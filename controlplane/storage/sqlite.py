@@ -156,13 +156,17 @@ class SQLiteStore(Store):
 
     # -- reads -------------------------------------------------------------------
 
+    def _open_reader(self) -> sqlite3.Connection:
+        """A read connection, closed with the store."""
+        conn = _connect(self.path)
+        with self._reader_lock:
+            self._reader_conns.append(conn)
+        return conn
+
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
         if conn is None:
-            conn = _connect(self.path)
-            self._readers.conn = conn
-            with self._reader_lock:
-                self._reader_conns.append(conn)
+            conn = self._readers.conn = self._open_reader()
         return conn
 
     async def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -177,11 +181,8 @@ class SQLiteStore(Store):
         if self._closed:
             raise StorageError("store is closed")
         if self._inline_conn is None:
-            conn = _connect(self.path)
-            conn.execute("PRAGMA busy_timeout=0")  # never block the event loop: fall back instead
-            with self._reader_lock:
-                self._reader_conns.append(conn)
-            self._inline_conn = conn
+            self._inline_conn = self._open_reader()
+            self._inline_conn.execute("PRAGMA busy_timeout=0")  # never block the event loop: fall back instead
         try:
             return fn(self._inline_conn)
         except sqlite3.OperationalError as exc:
