@@ -9,7 +9,9 @@ queries. Lessons from kine are built in:
   "database is locked" and throughput does not collapse to one fsync per write;
 - a background compactor deletes superseded rows older than a window,
   truncates the WAL and returns free pages, so a key renewed every second
-  (a Lease) costs a bounded number of rows, not gigabytes.
+  (a Lease) costs a bounded number of rows, not gigabytes;
+- checkpoints run in a thread of their own (`checkpointer`), so no commit waits
+  for the fsync of the database file.
 
 `synchronous=NORMAL` in WAL mode survives the kill of the process (what an
 acknowledged write must survive); a power loss may lose the last commits.
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controlplane.storage.checkpointer import WalCheckpointer
 from controlplane.storage.interface import (
     CompactedError,
     ConflictError,
@@ -42,6 +45,7 @@ from controlplane.storage.interface import (
     Store,
     WatchEvent,
 )
+from controlplane.storage.latestcache import LatestValues
 from controlplane.storage.watchhub import WatchHub
 
 log = logging.getLogger(__name__)
@@ -97,13 +101,16 @@ def _prefix_end(prefix: str) -> str:
 
 class SQLiteStore(Store):
     def __init__(self, path: Path, *, compact_interval: float = 60.0, keep_revisions: int = 1000,
-                 history_window: int = 10000) -> None:
+                 history_window: int = 10000, latest_cache_bytes: int = 64 * 1024 * 1024) -> None:
         self.path = Path(path)
         self.compact_interval = compact_interval
         self.keep_revisions = keep_revisions
         self._hub = WatchHub(history_window)
+        self._latest_values = LatestValues(latest_cache_bytes)  # the newest value of keys this process wrote or read
         self._writes: queue.Queue[_WriteOp | None] = queue.Queue()
         self._writer: threading.Thread | None = None
+        self._written_rev = 0  # the writer thread's own count: the revision of its last committed row
+        self._checkpointer = WalCheckpointer(lambda: _connect(self.path))
         self._readers = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
@@ -127,6 +134,9 @@ class SQLiteStore(Store):
         row = conn.execute("SELECT value FROM meta WHERE name='compacted'").fetchone()
         self._compacted = int(row[0]) if row else 0
         self._hub.reset(self._rev)
+        self._written_rev = self._rev
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it, off the commit path
+        self._checkpointer.start()
         self._writer = threading.Thread(target=self._write_loop, args=(conn,), name="sqlite-writer", daemon=True)
         self._writer.start()
         if self.compact_interval > 0:
@@ -147,12 +157,14 @@ class SQLiteStore(Store):
         self._writes.put(None)
         if self._writer:
             await asyncio.to_thread(self._writer.join)
+        await asyncio.to_thread(self._checkpointer.stop)
         self._hub.close()
         with self._reader_lock:
             for conn in self._reader_conns:
                 conn.close()
             self._reader_conns.clear()
         self._inline_conn = None
+        self._latest_values.clear()
 
     # -- reads -------------------------------------------------------------------
 
@@ -206,6 +218,9 @@ class SQLiteStore(Store):
 
     async def get(self, key: str, revision: int = 0) -> KeyValue:
         at = self._check_revision(revision)
+        cached = self._latest_values.get(key)
+        if cached is not None and cached.mod_revision <= at:
+            return cached  # unchanged since `at`: every write of this file passes through this process
 
         def query(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
             row: tuple[Any, ...] | None = conn.execute(
@@ -216,7 +231,10 @@ class SQLiteStore(Store):
         row = await self._point_read(query)
         if row is None or row[2]:
             raise KeyNotFoundError(key)
-        return _kv(row)
+        kv = _kv(row)
+        if at == self._rev:  # read at the newest revision, and no write was published meanwhile
+            self._latest_values.put(kv)
+        return kv
 
     async def list(self, prefix: str, *, revision: int = 0, limit: int = 0,
                    start_after: str | None = None) -> ListResult:
@@ -257,6 +275,7 @@ class SQLiteStore(Store):
             def resolve() -> None:
                 if finished.event is not None:
                     self._rev = max(self._rev, finished.event.revision)
+                    self._remember(finished.event)
                     self._hub.publish(finished.event)
                 if finished.kind == _COMPACT and finished.error is None:
                     self._compacted = max(self._compacted, int(finished.result))
@@ -271,6 +290,12 @@ class SQLiteStore(Store):
         op.done = done
         self._writes.put(op)
         return await future
+
+    def _remember(self, event: WatchEvent) -> None:
+        if event.type is EventType.PUT:
+            self._latest_values.put(event.kv)
+        else:
+            self._latest_values.drop(event.kv.key)
 
     async def create(self, key: str, value: bytes) -> KeyValue:
         result: KeyValue = await self._submit(_WriteOp(_CREATE, key, value))
@@ -313,22 +338,24 @@ class SQLiteStore(Store):
         conn.close()
 
     def _apply_batch(self, conn: sqlite3.Connection, batch: builtins.list[_WriteOp]) -> None:
+        # Every call into SQLite gives up the GIL, and taking it back can mean waiting for the event
+        # loop's thread: an operation is one SELECT and one INSERT, with no savepoint around it,
+        # because `_apply` refuses an operation (StorageError) before it writes anything.
+        committed_rev = self._written_rev
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op in batch:
-                conn.execute("SAVEPOINT op")
                 try:
                     self._apply(conn, op)
-                    conn.execute("RELEASE op")
                 except StorageError as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
                     op.error, op.event, op.result = exc, None, None
             conn.execute("COMMIT")
+            self._checkpointer.committed(self._written_rev - committed_rev)
         except Exception as exc:  # the whole transaction failed: nothing of it is stored
             log.exception("sqlite write batch failed")
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+            self._written_rev = committed_rev
             for op in batch:
                 op.error, op.event = StorageError(f"write failed: {exc}"), None
         for op in batch:
@@ -342,18 +369,22 @@ class SQLiteStore(Store):
         return row
 
     def _apply(self, conn: sqlite3.Connection, op: _WriteOp) -> None:
+        """One operation inside the batch's transaction; a refusal is raised before anything is written.
+
+        This thread is the file's only writer, so it numbers the rows itself (`_written_rev`) and a
+        create stores its create_rev in the same INSERT."""
         if op.kind == _COMPACT:
             op.result = self._compact_in(conn, int(op.expected or 0))
             return
         latest = self._latest(conn, op.key)
         live = latest is not None and not latest[2]
+        rev = self._written_rev + 1
         if op.kind == _CREATE:
             if live:
                 raise KeyExistsError(op.key)
-            cur = conn.execute("INSERT INTO log (key, deleted, create_rev, value, prev_rev, prev_value) "
-                               "VALUES (?, 0, 0, ?, 0, NULL)", (op.key, op.value))
-            rev = int(cur.lastrowid or 0)
-            conn.execute("UPDATE log SET create_rev=? WHERE rev=?", (rev, rev))
+            conn.execute("INSERT INTO log (rev, key, deleted, create_rev, value, prev_rev, prev_value) "
+                         "VALUES (?, ?, 0, ?, ?, 0, NULL)", (rev, op.key, rev, op.value))
+            self._written_rev = rev
             op.result = KeyValue(op.key, op.value, rev, rev)
             op.event = WatchEvent(EventType.PUT, op.result, None)
             return
@@ -364,18 +395,18 @@ class SQLiteStore(Store):
         if op.expected is not None and op.expected != current.mod_revision:
             raise ConflictError(op.key, current)
         if op.kind == _UPDATE:
-            cur = conn.execute("INSERT INTO log (key, deleted, create_rev, value, prev_rev, prev_value) "
-                               "VALUES (?, 0, ?, ?, ?, ?)",
-                               (op.key, current.create_revision, op.value, current.mod_revision, current.value))
-            rev = int(cur.lastrowid or 0)
+            conn.execute("INSERT INTO log (rev, key, deleted, create_rev, value, prev_rev, prev_value) "
+                         "VALUES (?, ?, 0, ?, ?, ?, ?)",
+                         (rev, op.key, current.create_revision, op.value, current.mod_revision, current.value))
+            self._written_rev = rev
             op.result = KeyValue(op.key, op.value, current.create_revision, rev)
             op.event = WatchEvent(EventType.PUT, op.result, current)
         else:
-            cur = conn.execute("INSERT INTO log (key, deleted, create_rev, value, prev_rev, prev_value) "
-                               "VALUES (?, 1, ?, ?, ?, ?)",
-                               (op.key, current.create_revision, current.value, current.mod_revision,
-                                current.value))
-            rev = int(cur.lastrowid or 0)
+            conn.execute("INSERT INTO log (rev, key, deleted, create_rev, value, prev_rev, prev_value) "
+                         "VALUES (?, ?, 1, ?, ?, ?, ?)",
+                         (rev, op.key, current.create_revision, current.value, current.mod_revision,
+                          current.value))
+            self._written_rev = rev
             op.result = KeyValue(op.key, current.value, current.create_revision, rev)
             op.event = WatchEvent(EventType.DELETE, op.result, current)
 

@@ -16,7 +16,7 @@ from controlplane.storage.sqlite import SQLiteStore
 
 
 async def test_gets_are_served_inline_and_through_a_thread_when_busy(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "state.db", compact_interval=0)
+    store = SQLiteStore(tmp_path / "state.db", compact_interval=0, latest_cache_bytes=0)  # every get reads the file
     await store.start()
     other = tmp_path / "locked.db"
     holder = sqlite3.connect(other, isolation_level=None)
