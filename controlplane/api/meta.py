@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
+import time
+import uuid
 from typing import Any
 
 # Upstream's utilrand alphabet: no vowels (no words), no 0/1/3 (look like letters).
@@ -11,7 +14,28 @@ _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class UidSource:
+    """Random (version 4) UIDs, as upstream makes them, from the OS's CSPRNG drawn 4 KiB at a time.
+
+    `uuid.uuid4()` makes one getrandom() call per UID, and that call releases the GIL: on a busy
+    API server the event loop's thread then waits for the store's writer thread to hand the GIL
+    back, once per created object.
+    """
+
+    def __init__(self, per_draw: int = 256) -> None:
+        self._per_draw = per_draw
+        self._pool = b""
+        self._next = 0
+
+    def new(self) -> str:
+        if self._next >= len(self._pool):
+            self._pool, self._next = os.urandom(16 * self._per_draw), 0
+        raw = self._pool[self._next:self._next + 16]
+        self._next += 16
+        return str(uuid.UUID(bytes=raw, version=4))
 
 
 def now_micro() -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +88,7 @@ class Registry:
     def __init__(self, store: Store, strategy: strategies.Strategies) -> None:
         self.store = store
         self.strategy = strategy
+        self._uids = meta.UidSource()
 
     # -- reads ---------------------------------------------------------------------
 
@@ -163,7 +163,7 @@ class Registry:
             md["namespace"] = namespace
         else:
             md.pop("namespace", None)
-        md["uid"] = str(uuid.uuid4())
+        md["uid"] = self._uids.new()
         md["creationTimestamp"] = meta.now_rfc3339()
         md.pop("resourceVersion", None)
         md.pop("deletionTimestamp", None)
@@ -175,8 +175,11 @@ class Registry:
         await self.strategy.before_store_create(rt, obj)
         try:
             kv = await self.store.create(rt.storage_key(namespace, name), encode(obj))
-        except KeyExistsError:
-            raise errors.already_exists(rt.plural, name, rt.group) from None
+        except BaseException as exc:
+            await self.strategy.after_failed_write(rt, obj, None)
+            if isinstance(exc, KeyExistsError):
+                raise errors.already_exists(rt.plural, name, rt.group) from None
+            raise
         return decode(kv)
 
     async def update(self, rt: ResourceType, namespace: str | None, name: str, new: Obj, *,
@@ -194,26 +197,41 @@ class Registry:
         if expected is not None and expected != current_kv.mod_revision:
             raise errors.stale_update(rt.plural, name, rt.group)
         old = decode(current_kv)
-        merged = await self.strategy.prepare_update(rt, new, old, subresource)
-        await self.strategy.validate(rt, merged, old)
+        merged = await self._prepare_update(rt, new, old, subresource, dry_run)
         if dry_run:
             return merged
         return await self._write_update(rt, key, merged, old, current_kv.mod_revision)
 
+    async def _prepare_update(self, rt: ResourceType, new: Obj, old: Obj, subresource: str | None,
+                              dry_run: bool) -> Obj:
+        """The object to store; what preparing it claimed (Service addresses) is given back when it is
+        refused or only a dry run."""
+        merged = await self.strategy.prepare_update(rt, new, old, subresource)
+        try:
+            await self.strategy.validate(rt, merged, old)
+        except BaseException:
+            await self.strategy.after_failed_write(rt, merged, old)
+            raise
+        if dry_run:
+            await self.strategy.after_failed_write(rt, merged, old)
+        return merged
+
     async def _write_update(self, rt: ResourceType, key: str, new: Obj, old: Obj, expected: int) -> Obj:
         md = new.get("metadata") or {}
-        if self.strategy.ready_to_remove(rt, new):
-            # The last finalizer is gone: the object can finally be removed.
-            try:
-                return decode(await self.store.delete(key, expected))
-            except ConflictError:
-                raise errors.stale_update(rt.plural, md.get("name", ""), rt.group) from None
+        removing = self.strategy.ready_to_remove(rt, new)
         try:
-            return decode(await self.store.update(key, encode(new), expected))
-        except ConflictError:
-            raise errors.stale_update(rt.plural, md.get("name", ""), rt.group) from None
-        except KeyNotFoundError:
-            raise errors.not_found(rt.plural, md.get("name", ""), rt.group) from None
+            # The last finalizer gone, the object can finally be removed.
+            kv = await (self.store.delete(key, expected) if removing else self.store.update(key, encode(new), expected))
+        except BaseException as exc:
+            await self.strategy.after_failed_write(rt, new, old)
+            if isinstance(exc, ConflictError):
+                raise errors.stale_update(rt.plural, md.get("name", ""), rt.group) from None
+            if isinstance(exc, KeyNotFoundError):
+                raise errors.not_found(rt.plural, md.get("name", ""), rt.group) from None
+            raise
+        stored = decode(kv)
+        await self.strategy.after_write(rt, old, None if removing else stored)
+        return stored
 
     async def guaranteed_update(self, rt: ResourceType, namespace: str | None, name: str,
                                 mutate: Callable[[Obj], Awaitable[Obj]], *, subresource: str | None = None,
@@ -230,8 +248,7 @@ class Registry:
             precondition = _parse_rv((new.get("metadata") or {}).get("resourceVersion"), rt, name)
             if precondition is not None and precondition != current_kv.mod_revision:
                 raise errors.stale_update(rt.plural, name, rt.group)
-            merged = await self.strategy.prepare_update(rt, new, old, subresource)
-            await self.strategy.validate(rt, merged, old)
+            merged = await self._prepare_update(rt, new, old, subresource, dry_run)
             if dry_run:
                 return merged
             try:
@@ -258,7 +275,9 @@ class Registry:
             try:
                 if updated is not None:
                     return decode(await self.store.update(key, encode(updated), kv.mod_revision)), False
-                return decode(await self.store.delete(key, kv.mod_revision)), True
+                removed = decode(await self.store.delete(key, kv.mod_revision))
+                await self.strategy.after_write(rt, obj, None)
+                return removed, True
             except ConflictError:
                 continue
             except KeyNotFoundError:

@@ -9,6 +9,7 @@ policies, namespace termination, and Service address allocation.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from controlplane.api import errors, schema
@@ -16,6 +17,7 @@ from controlplane.api.resources import DAEMONSETS, NAMESPACES, PODS, SERVICES, R
 from controlplane.apiserver.allocators import ServiceAllocator
 from controlplane.storage.interface import KeyNotFoundError, Store
 
+log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 # apps/v1 keeps a DaemonSet's template generation (its pods' `pod-template-generation`) here.
 DAEMONSET_TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
@@ -74,6 +76,24 @@ class Strategies:
         if rt is SERVICES:
             await self.allocator.allocate(obj)
 
+    async def after_write(self, rt: ResourceType, before: Obj, after: Obj | None) -> None:
+        """`before` was replaced by `after` in the store (None: removed)."""
+        if rt is SERVICES:
+            await self._release(before, after)
+
+    async def after_failed_write(self, rt: ResourceType, attempted: Obj, stored: Obj | None) -> None:
+        """`attempted` was not written (refused, failed, or only a dry run); `stored` is what the store
+        still holds (None: nothing)."""
+        if rt is SERVICES:
+            await self._release(attempted, stored)
+
+    async def _release(self, svc: Obj, keep: Obj | None) -> None:
+        try:
+            await self.allocator.release(svc, keep)
+        except Exception:  # the write itself is decided; a claim left behind goes stale and is taken over
+            log.warning("could not release the address claims of Service %s", svc.get("metadata", {}).get("name"),
+                        exc_info=True)
+
     async def validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         causes = schema.validate(rt, obj, old)
         if causes:
@@ -108,8 +128,8 @@ class Strategies:
             if subresource != "finalize":
                 new.setdefault("spec", {})["finalizers"] = (old.get("spec") or {}).get("finalizers", [])
         schema.apply_defaults(rt, new)
-        if rt is SERVICES and new.get("spec", {}).get("type") != (old.get("spec") or {}).get("type"):
-            await self.allocator.allocate(new, old)
+        if rt is SERVICES and _addressing(new) != _addressing(old):
+            await self.allocator.allocate(new, old)  # a new type or port gets (and is checked for) its addresses
         if _generation_tracked(rt) and _spec_of(new) != _spec_of(old):
             md["generation"] = int(old_md.get("generation", 1)) + 1
         if rt is DAEMONSETS:
@@ -180,6 +200,12 @@ class Strategies:
             md["finalizers"] = finalizers
             return obj
         return None
+
+
+def _addressing(svc: Obj) -> tuple[Any, ...]:
+    """What of a Service's spec its address allocation depends on."""
+    spec = svc.get("spec") or {}
+    return spec.get("type"), spec.get("clusterIP"), spec.get("clusterIPs"), spec.get("ports")
 
 
 def _keep_template_generation(new: Obj, old: Obj) -> None:

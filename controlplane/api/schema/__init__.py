@@ -262,6 +262,58 @@ def validate_pod_spec(path: str, spec: Any, *, job_template: bool = False) -> li
                 if mount.get("name") not in volumes:
                     causes.append(FieldCause(f"{path}.{group}[{i}].volumeMounts[{j}].name",
                                              f'Not found: "{mount.get("name")}"', "FieldValueNotFound"))
+    causes += _topology_spread_causes(f"{path}.topologySpreadConstraints", spec.get("topologySpreadConstraints"))
+    return causes
+
+
+def _topology_spread_causes(path: str, constraints: Any) -> list[FieldCause]:
+    """Upstream's validateTopologySpreadConstraints, message for message."""
+    if not isinstance(constraints, list):
+        return []
+    causes: list[FieldCause] = []
+    for i, c in enumerate(constraints):
+        if not isinstance(c, dict):
+            continue
+        at = f"{path}[{i}]"
+        skew = c.get("maxSkew")
+        if isinstance(skew, int) and skew <= 0:
+            causes.append(FieldCause(f"{at}.maxSkew", f"Invalid value: {skew}: must be greater than zero"))
+        if not c.get("topologyKey"):
+            causes.append(FieldCause(f"{at}.topologyKey", "Required value: can not be empty", "FieldValueRequired"))
+        action = c.get("whenUnsatisfiable")
+        if action not in ("DoNotSchedule", "ScheduleAnyway"):
+            causes.append(FieldCause(f"{at}.whenUnsatisfiable", f'Unsupported value: "{action or ""}": supported '
+                                     'values: "DoNotSchedule", "ScheduleAnyway"', "FieldValueNotSupported"))
+        for other in constraints[i + 1:]:
+            if isinstance(other, dict) and (other.get("topologyKey"), other.get("whenUnsatisfiable")) == (
+                    c.get("topologyKey"), action):
+                causes.append(FieldCause(f"{at}.{{topologyKey, whenUnsatisfiable}}",
+                                         f'Duplicate value: "{{{c.get("topologyKey")}, {action}}}"',
+                                         "FieldValueDuplicate"))
+                break
+        min_domains = c.get("minDomains")
+        if min_domains is not None:
+            if isinstance(min_domains, int) and min_domains <= 0:
+                causes.append(FieldCause(f"{at}.minDomains", f"Invalid value: {min_domains}: must be greater than zero"))
+            if action != "DoNotSchedule":
+                causes.append(FieldCause(f"{at}.minDomains", f"Invalid value: {min_domains}: can only use minDomains "
+                                         f"if whenUnsatisfiable=DoNotSchedule, not {action or ''}"))
+        for policy in ("nodeAffinityPolicy", "nodeTaintsPolicy"):
+            value = c.get(policy)
+            if value is not None and value not in ("Honor", "Ignore"):
+                causes.append(FieldCause(f"{at}.{policy}", f'Unsupported value: "{value}": supported values: '
+                                         '"Honor", "Ignore"', "FieldValueNotSupported"))
+        selector = c.get("labelSelector")
+        if not isinstance(selector, dict):
+            selector = {}
+        selector_keys = set(selector.get("matchLabels") or {}) | {
+            e.get("key") for e in selector.get("matchExpressions") or [] if isinstance(e, dict)}
+        for j, key in enumerate(c.get("matchLabelKeys") or []):
+            causes += [FieldCause(f"{at}.matchLabelKeys[{j}]", cause.message)
+                       for cause in _label_causes("", {str(key): ""})]
+            if key in selector_keys:
+                causes.append(FieldCause(f"{at}.matchLabelKeys[{j}]",
+                                         f'Invalid value: "{key}": exists in both matchLabelKeys and labelSelector'))
     return causes
 
 

@@ -90,7 +90,7 @@ spec:
                 podAffinityTerm: {topologyKey: kubernetes.io/hostname, labelSelector: {}, namespaceSelector: {},
                                   matchLabelKeys: [app]}
           topologySpreadConstraints:
-          - {maxSkew: 1, topologyKey: zone, whenUnsatisfiable: ScheduleAnyway,
+          - {maxSkew: 1, topologyKey: zone, whenUnsatisfiable: DoNotSchedule,
              labelSelector: {matchExpressions: [{key: app, operator: Exists}]}, minDomains: 2}
           initContainers:
           - {name: init, image: pyk8s.local/busybox:1, command: [sh, -c, "true"], restartPolicy: Always}
