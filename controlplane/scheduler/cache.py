@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,24 +116,39 @@ class NodeSelectorTerm:
 
 @dataclass(frozen=True)
 class AffinityTerm:
-    """A pod (anti-)affinity term, parsed: which pods it selects and over which topology key."""
+    """A pod (anti-)affinity term, parsed: which pods it selects and over which topology key.
+
+    The namespaces it looks in are upstream's: those listed plus those whose labels its
+    namespaceSelector matches; an empty namespaceSelector means every namespace, and neither
+    field means the owning pod's own namespace."""
 
     selector: LabelSelector
     namespaces: frozenset[str] | None  # None: every namespace (an empty namespaceSelector)
     topology_key: str
     weight: int = 1
+    namespace_selector: LabelSelector | None = None  # a non-empty namespaceSelector
 
     @classmethod
     def parse(cls, term: Obj, owner_namespace: str, weight: int = 1) -> AffinityTerm:
         namespaces: frozenset[str] | None = frozenset(term.get("namespaces") or ())
-        if term.get("namespaceSelector") == {}:
+        ns_selector = term.get("namespaceSelector")
+        by_labels = None
+        if ns_selector == {}:
             namespaces = None
+        elif ns_selector is not None:
+            by_labels = selector_from_spec(ns_selector)
         elif not namespaces:
             namespaces = frozenset((owner_namespace,))
-        return cls(selector_from_spec(term.get("labelSelector")), namespaces, term.get("topologyKey", ""), weight)
+        return cls(selector_from_spec(term.get("labelSelector")), namespaces, term.get("topologyKey", ""), weight,
+                   by_labels)
 
-    def matches(self, pod: PodInfo) -> bool:
-        return (self.namespaces is None or pod.namespace in self.namespaces) and self.selector.matches(pod.labels)
+    def matches(self, pod: PodInfo, namespace_labels: Mapping[str, dict[str, str]]) -> bool:
+        """Whether the term selects `pod`; `namespace_labels` are the labels of every known namespace."""
+        if not (self.namespaces is None or pod.namespace in self.namespaces
+                or (self.namespace_selector is not None
+                    and self.namespace_selector.matches(namespace_labels.get(pod.namespace) or {}))):
+            return False
+        return self.selector.matches(pod.labels)
 
 
 @dataclass(frozen=True)
@@ -141,7 +156,23 @@ class SpreadConstraint:
     max_skew: int
     topology_key: str
     hard: bool  # whenUnsatisfiable: DoNotSchedule (filter) or ScheduleAnyway (score)
-    selector: LabelSelector
+    selector: LabelSelector  # labelSelector, ANDed with the pod's own values of matchLabelKeys
+    min_domains: int | None = None  # fewer eligible domains than this: the global minimum counts as 0
+    honor_node_affinity: bool = True  # nodeAffinityPolicy: Honor (default) or Ignore
+    honor_node_taints: bool = False  # nodeTaintsPolicy: Ignore (default) or Honor
+
+    @classmethod
+    def parse(cls, constraint: Obj, pod_labels: dict[str, str]) -> SpreadConstraint:
+        selector_spec = constraint.get("labelSelector")
+        own = {k: pod_labels[k] for k in constraint.get("matchLabelKeys") or () if k in pod_labels}
+        if own and selector_spec is not None:
+            selector_spec = {**selector_spec, "matchLabels": {**(selector_spec.get("matchLabels") or {}), **own}}
+        min_domains = constraint.get("minDomains")
+        return cls(int(constraint.get("maxSkew", 1)), constraint.get("topologyKey", ""),
+                   constraint.get("whenUnsatisfiable", "DoNotSchedule") == "DoNotSchedule",
+                   selector_from_spec(selector_spec), int(min_domains) if min_domains is not None else None,
+                   constraint.get("nodeAffinityPolicy", "Honor") != "Ignore",
+                   constraint.get("nodeTaintsPolicy", "Ignore") == "Honor")
 
 
 # ------------------------------------------------------------------------------ pods
@@ -219,9 +250,7 @@ class PodInfo:
 
     @functools.cached_property
     def spread_constraints(self) -> tuple[SpreadConstraint, ...]:
-        return tuple(SpreadConstraint(int(c.get("maxSkew", 1)), c.get("topologyKey", ""),
-                                      c.get("whenUnsatisfiable", "DoNotSchedule") == "DoNotSchedule",
-                                      selector_from_spec(c.get("labelSelector")))
+        return tuple(SpreadConstraint.parse(c, self.labels)
                      for c in (self.pod.get("spec") or {}).get("topologySpreadConstraints") or [])
 
 
@@ -337,6 +366,8 @@ class Cluster:
         self.flagged: Counter[str] = Counter()
         self._with_affinity: dict[str, NodeInfo] = {}
         self._with_anti_affinity: dict[str, NodeInfo] = {}
+        # namespace -> its labels, for affinity terms with a namespaceSelector
+        self.namespace_labels: dict[str, dict[str, str]] = {}
 
     @classmethod
     def of(cls, infos: Iterable[NodeInfo]) -> Cluster:

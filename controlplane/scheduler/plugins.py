@@ -135,6 +135,10 @@ def node_ports(_state: Any, pod: PodInfo, node: NodeInfo) -> str | None:
 
 def resources_fit(_state: Any, pod: PodInfo, node: NodeInfo) -> list[str] | None:
     """All the resources that do not fit (upstream reports each one)."""
+    if (len(node.pods) < node.alloc_pods and (not pod.cpu or node.cpu + pod.cpu <= node.alloc_cpu)
+            and (not pod.memory or node.memory + pod.memory <= node.alloc_memory)
+            and (not pod.storage or node.storage + pod.storage <= node.alloc_storage)):
+        return None  # the common case, decided without building anything (this runs for hundreds of nodes)
     too_many = len(node.pods) + 1 > node.alloc_pods
     cpu = bool(pod.cpu) and node.cpu + pod.cpu > node.alloc_cpu
     memory = bool(pod.memory) and node.memory + pod.memory > node.alloc_memory
@@ -170,7 +174,7 @@ def _existing_anti_affinity(pod: PodInfo, cluster: Cluster) -> Counter[Domain]:
         for other in node.pods.values():
             for term in other.required_anti_affinity:
                 domain = _domain(node, term.topology_key)
-                if domain is not None and term.matches(pod):
+                if domain is not None and term.matches(pod, cluster.namespace_labels):
                     counts[domain] += 1
     return counts
 
@@ -178,14 +182,15 @@ def _existing_anti_affinity(pod: PodInfo, cluster: Cluster) -> Counter[Domain]:
 def _incoming_counts(pod: PodInfo, cluster: Cluster) -> tuple[Counter[Domain], Counter[Domain]]:
     affinity: Counter[Domain] = Counter()
     anti: Counter[Domain] = Counter()
+    namespace_labels = cluster.namespace_labels
     for node in cluster:
         for other in node.pods.values():
-            if pod.required_affinity and all(t.matches(other) for t in pod.required_affinity):
+            if pod.required_affinity and all(t.matches(other, namespace_labels) for t in pod.required_affinity):
                 for term in pod.required_affinity:
                     if (domain := _domain(node, term.topology_key)) is not None:
                         affinity[domain] += 1
             for term in pod.required_anti_affinity:
-                if term.matches(other) and (domain := _domain(node, term.topology_key)) is not None:
+                if term.matches(other, namespace_labels) and (domain := _domain(node, term.topology_key)) is not None:
                     anti[domain] += 1
     return affinity, anti
 
@@ -196,7 +201,7 @@ def pre_filter_inter_pod_affinity(pod: PodInfo, cluster: Cluster) -> Any:
         return SKIP
     affinity, anti = _incoming_counts(pod, cluster) if pod.required_affinity or pod.required_anti_affinity \
         else (Counter(), Counter())
-    first = not affinity and all(t.matches(pod) for t in pod.required_affinity)
+    first = not affinity and all(t.matches(pod, cluster.namespace_labels) for t in pod.required_affinity)
     return AffinityFilterState(existing, affinity, anti, first)
 
 
@@ -225,24 +230,25 @@ def inter_pod_affinity(state: AffinityFilterState, pod: PodInfo, node: NodeInfo)
 
 
 def _add_term_score(scores: dict[str, Counter[str]], term: AffinityTerm, target: PodInfo, node: NodeInfo,
-                    weight: int) -> None:
+                    weight: int, namespace_labels: dict[str, dict[str, str]]) -> None:
     value = node.labels.get(term.topology_key)
-    if value is not None and term.matches(target):
+    if value is not None and term.matches(target, namespace_labels):
         scores.setdefault(term.topology_key, Counter())[value] += weight
 
 
-def _score_existing_pod(scores: dict[str, Counter[str]], pod: PodInfo, other: PodInfo, node: NodeInfo) -> None:
+def _score_existing_pod(scores: dict[str, Counter[str]], pod: PodInfo, other: PodInfo, node: NodeInfo,
+                        namespace_labels: dict[str, dict[str, str]]) -> None:
     """What one placed pod adds to (or takes from) its topology domains for the incoming pod."""
     for term in pod.preferred_affinity:
-        _add_term_score(scores, term, other, node, term.weight)
+        _add_term_score(scores, term, other, node, term.weight, namespace_labels)
     for term in pod.preferred_anti_affinity:
-        _add_term_score(scores, term, other, node, -term.weight)
+        _add_term_score(scores, term, other, node, -term.weight, namespace_labels)
     for term in other.required_affinity:
-        _add_term_score(scores, term, pod, node, HARD_POD_AFFINITY_WEIGHT)
+        _add_term_score(scores, term, pod, node, HARD_POD_AFFINITY_WEIGHT, namespace_labels)
     for term in other.preferred_affinity:
-        _add_term_score(scores, term, pod, node, term.weight)
+        _add_term_score(scores, term, pod, node, term.weight, namespace_labels)
     for term in other.preferred_anti_affinity:
-        _add_term_score(scores, term, pod, node, -term.weight)
+        _add_term_score(scores, term, pod, node, -term.weight, namespace_labels)
 
 
 def pre_score_inter_pod_affinity(pod: PodInfo, cluster: Cluster, _feasible: list[NodeInfo]) -> Any:
@@ -258,7 +264,7 @@ def pre_score_inter_pod_affinity(pod: PodInfo, cluster: Cluster, _feasible: list
             continue
         for other in node.pods.values():
             if every_pod or other.has_affinity:
-                _score_existing_pod(scores, pod, other, node)
+                _score_existing_pod(scores, pod, other, node, cluster.namespace_labels)
     return scores
 
 
@@ -290,6 +296,16 @@ def _has_keys(node: NodeInfo, constraints: Sequence[SpreadConstraint]) -> bool:
     return all(c.topology_key in node.labels for c in constraints)
 
 
+def _included(pod: PodInfo, node: NodeInfo, constraint: SpreadConstraint, affinity_ok: bool) -> bool:
+    """Upstream's node inclusion policies: whether the node's pods count for the constraint.
+    nodeAffinityPolicy Honor (default): only nodes matching the pod's nodeSelector/required affinity;
+    nodeTaintsPolicy Honor: only nodes whose NoSchedule/NoExecute taints the pod tolerates."""
+    if constraint.honor_node_affinity and not affinity_ok:
+        return False
+    return not (constraint.honor_node_taints and node.hard_taints
+                and untolerated(pod.tolerations, node.hard_taints) is not None)
+
+
 @dataclass
 class SpreadFilterState:
     constraints: list[SpreadConstraint]
@@ -304,11 +320,16 @@ def pre_filter_topology_spread(pod: PodInfo, cluster: Cluster) -> Any:
         return SKIP
     counts: list[Counter[str]] = [Counter() for _ in hard]
     for node in cluster:
-        if not _has_keys(node, hard) or not node_affinity_matches(pod, node):
+        if not _has_keys(node, hard):
             continue
+        affinity_ok = node_affinity_matches(pod, node)
         for i, c in enumerate(hard):
-            counts[i][node.labels[c.topology_key]] += _matching(node, c, pod.namespace)
-    minimum = [min(cnt.values()) if cnt else 0 for cnt in counts]
+            if _included(pod, node, c, affinity_ok):
+                counts[i][node.labels[c.topology_key]] += _matching(node, c, pod.namespace)
+    # The global minimum over the eligible domains; with fewer domains than minDomains it is 0, so that
+    # pods go to new domains (upstream's minMatchNum).
+    minimum = [0 if not cnt or (c.min_domains is not None and len(cnt) < c.min_domains) else min(cnt.values())
+               for c, cnt in zip(hard, counts, strict=True)]
     return SpreadFilterState(hard, counts, minimum, [int(c.selector.matches(pod.labels)) for c in hard])
 
 
@@ -343,11 +364,12 @@ def pre_score_topology_spread(pod: PodInfo, cluster: Cluster, feasible: list[Nod
                     domains[i].add(node.labels[c.topology_key])
     counts: list[Counter[str]] = [Counter() for _ in soft]
     for node in cluster:  # every node the pod could go to counts, not only the feasible ones
-        if not _has_keys(node, soft) or not node_affinity_matches(pod, node):
+        if not _has_keys(node, soft):
             continue
+        affinity_ok = node_affinity_matches(pod, node)
         for i, c in enumerate(soft):
             value = node.labels[c.topology_key]
-            if c.topology_key != HOSTNAME and value in domains[i]:
+            if c.topology_key != HOSTNAME and value in domains[i] and _included(pod, node, c, affinity_ok):
                 counts[i][value] += _matching(node, c, pod.namespace)
     sizes = [len(feasible) - len(ignored) if c.topology_key == HOSTNAME else len(domains[i])
              for i, c in enumerate(soft)]
@@ -396,28 +418,33 @@ def normalize_reverse(_state: Any, _nodes: list[NodeInfo], scores: list[float]) 
     return [float(MAX_SCORE - MAX_SCORE * s // high) for s in scores]
 
 
-def _fractions(pod: PodInfo, nodes: list[NodeInfo]) -> list[tuple[float, float]]:
-    """(cpu, memory) each node would have in use with the pod, as fractions of allocatable (at most 1).
-    Both resource scores ask in the same cycle: the second gets the first's list."""
-    memo = pod.cycle.get("fractions")
-    if memo is not None and memo[0] is nodes:
-        return memo[1]
-    cpu, mem = pod.nonzero_cpu, pod.nonzero_memory
-    fractions = []
-    for n in nodes:
-        c = (n.nonzero_cpu + cpu) / (n.alloc_cpu or 1)
-        m = (n.nonzero_memory + mem) / (n.alloc_memory or 1)
-        fractions.append((c if c < 1.0 else 1.0, m if m < 1.0 else 1.0))
-    pod.cycle["fractions"] = (nodes, fractions)
-    return fractions
-
-
 def least_allocated(_state: Any, pod: PodInfo, nodes: list[NodeInfo]) -> list[float]:
-    return [MAX_SCORE * ((1 - cpu) + (1 - mem)) / 2 for cpu, mem in _fractions(pod, nodes)]
+    """Upstream's NodeResourcesLeastAllocated: per resource (capacity - requested) * 100 // capacity, 0 when
+    over capacity, then the integer mean of cpu and memory (weights 1). Requests are the non-zero ones: a
+    container asking for nothing counts 100m CPU and 200Mi memory."""
+    cpu, mem = pod.nonzero_cpu, pod.nonzero_memory
+    # One expression per node, inlined: this runs for hundreds of nodes per pod.
+    return [(((ac - uc) * MAX_SCORE // ac if 0 < (ac := n.alloc_cpu) and (uc := n.nonzero_cpu + cpu) <= ac else 0)
+             + ((am - um) * MAX_SCORE // am if 0 < (am := n.alloc_memory) and (um := n.nonzero_memory + mem) <= am
+                else 0)) // 2
+            for n in nodes]
+
+
+def pre_score_balanced(pod: PodInfo, _cluster: Cluster, _feasible: list[NodeInfo]) -> Any:
+    """Upstream skips a best-effort pod (it requests no cpu and no memory): every node would score the
+    same for it, except that an emptier one would look less balanced (kubernetes issue 129138)."""
+    return SKIP if not pod.cpu and not pod.memory else None
 
 
 def balanced_allocation(_state: Any, pod: PodInfo, nodes: list[NodeInfo]) -> list[float]:
-    return [MAX_SCORE * (1 - abs(cpu - mem)) for cpu, mem in _fractions(pod, nodes)]
+    """Upstream's NodeResourcesBalancedAllocation: the fractions of allocatable cpu and memory in use with
+    the pod (actual requests, each at most 1), and int((1 - |cpu - memory| / 2) * 100) — one minus their
+    standard deviation. A node without one of them scores 100 (one fraction: deviation 0)."""
+    cpu, mem = pod.cpu, pod.memory
+    return [int((1 - abs((c if (c := (n.cpu + cpu) / n.alloc_cpu) < 1 else 1)
+                         - (m if (m := (n.memory + mem) / n.alloc_memory) < 1 else 1)) / 2) * MAX_SCORE)
+            if n.alloc_cpu and n.alloc_memory else MAX_SCORE
+            for n in nodes]
 
 
 def pre_score_node_affinity(pod: PodInfo, _cluster: Cluster, _feasible: list[NodeInfo]) -> Any:
@@ -468,7 +495,7 @@ PLUGINS: tuple[Plugin, ...] = (
     Plugin("PodTopologySpread", filter=topology_spread, pre_filter=pre_filter_topology_spread,
            score=topology_spread_score, pre_score=pre_score_topology_spread, normalize=normalize_topology_spread,
            weight=2),
-    Plugin("NodeResourcesBalancedAllocation", score=balanced_allocation),
+    Plugin("NodeResourcesBalancedAllocation", score=balanced_allocation, pre_score=pre_score_balanced),
     Plugin("SelectorSpread", score=same_owner, pre_score=pre_score_owner, normalize=normalize_reverse, weight=2),
 )
 
@@ -535,7 +562,7 @@ def score_nodes(pod: Obj | PodInfo, cluster: Cluster, nodes: list[NodeInfo],
                 plugins: Sequence[Plugin] = PLUGINS) -> list[float]:
     """Weighted totals of every score plugin for `nodes` (the feasible ones), each normalized first."""
     info = as_pod_info(pod)
-    totals = [0.0] * len(nodes)
+    totals: list[float] | None = None
     for plugin in plugins:
         if plugin.score is None:
             continue
@@ -546,8 +573,11 @@ def score_nodes(pod: Obj | PodInfo, cluster: Cluster, nodes: list[NodeInfo],
         if plugin.normalize is not None:
             raw = plugin.normalize(state, nodes, raw)
         weight = plugin.weight
-        totals = [t + weight * s for t, s in zip(totals, raw, strict=True)]
-    return totals
+        if totals is None:
+            totals = raw if weight == 1 else [weight * s for s in raw]
+        else:
+            totals = [t + weight * s for t, s in zip(totals, raw, strict=True)]
+    return totals if totals is not None else [0.0] * len(nodes)
 
 
 def select_host(pod: Obj | PodInfo, cluster: Cluster, feasible: list[NodeInfo]) -> NodeInfo:

@@ -44,22 +44,35 @@ class Scheduler(Controller):
         self.client = client
         self.pods = Informer(client, resources.PODS)
         self.nodes = Informer(client, resources.NODES)
+        self.namespaces = Informer(client, resources.NAMESPACES)  # their labels, for affinity namespaceSelectors
         self.events = EventRecorder(client, SCHEDULER_NAME)
         self.cache = Cluster()
         self.unschedulable: set[str] = set()
         self._next_start = 0  # rotates where the search for feasible nodes begins
         self._binding: set[asyncio.Task[None]] = set()
-        self.informers = [self.nodes, self.pods]
+        self.informers = [self.namespaces, self.nodes, self.pods]
         self.pods.add_handler(on_add=self._pod_changed, on_update=lambda _old, new: self._pod_changed(new),
                               on_delete=self._pod_deleted)
         self.nodes.add_handler(on_add=self._node_changed, on_update=lambda _old, new: self._node_changed(new),
                                on_delete=self._node_deleted)
+        self.namespaces.add_handler(on_add=self._namespace_changed,
+                                    on_update=lambda _old, new: self._namespace_changed(new),
+                                    on_delete=self._namespace_deleted)
 
     # -- informer events -> cache and queue ---------------------------------------------
 
     def _node_changed(self, node: Obj) -> None:
         self.cache.set_node(node)
         self._cluster_changed()
+
+    def _namespace_changed(self, namespace: Obj) -> None:
+        name, labels = namespace["metadata"]["name"], dict(namespace["metadata"].get("labels") or {})
+        if self.cache.namespace_labels.get(name) != labels:
+            self.cache.namespace_labels[name] = labels
+            self._cluster_changed()  # a namespaceSelector may match (or stop matching) it now
+
+    def _namespace_deleted(self, namespace: Obj) -> None:
+        self.cache.namespace_labels.pop(namespace["metadata"]["name"], None)
 
     def _node_deleted(self, node: Obj) -> None:
         self.cache.remove_node(node["metadata"]["name"])

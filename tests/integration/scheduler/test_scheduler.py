@@ -81,6 +81,10 @@ async def _bound_to(client: Client, name: str) -> str | None:
     return (await client.get(resources.PODS, name, "default"))["spec"].get("nodeName")
 
 
+async def _bound_to_node(client: Client, name: str, node_name: str) -> bool:
+    return await _bound_to(client, name) == node_name
+
+
 async def _rejected(client: Client, name: str) -> bool:
     conds = (await client.get(resources.PODS, name, "default"))["status"].get("conditions") or []
     return any(c["type"] == "PodScheduled" and c["status"] == "False" for c in conds)
@@ -104,10 +108,7 @@ async def test_failed_binding_forgets_the_assumed_pod_and_retries(api_server: AP
         try:
             await client.create(resources.PODS, pod("a", cpu="1"))
 
-            async def a_bound() -> bool:
-                return await _bound_to(client, "a") == "only"
-
-            await eventually(a_bound)
+            await eventually(lambda: _bound_to_node(client, "a", "only"))
             assert len(failures) == 1
             info = scheduler.cache.nodes["only"]
             assert (list(info.pods), info.cpu) == (["default/a"], 1000)  # counted once
@@ -145,11 +146,35 @@ async def test_pod_deleted_while_binding_frees_its_node(api_server: APIServer) -
             await eventually(gone)
             assert scheduler.cache.nodes["only"].cpu == 0
             await client.create(resources.PODS, pod("next", cpu="1"))  # fits: nothing leaked
+            await eventually(lambda: _bound_to_node(client, "next", "only"))
+        finally:
+            stop.set()
+            await task
 
-            async def next_bound() -> bool:
-                return await _bound_to(client, "next") == "only"
 
-            await eventually(next_bound)
+async def test_affinity_namespace_selector_follows_namespace_labels(api_server: APIServer) -> None:
+    """A pod whose affinity looks for its db pod in namespaces labelled env=prod waits until the db's
+    namespace carries that label, then goes next to it."""
+    stop = asyncio.Event()
+    async with Client.from_kubeconfig(api_server.admin_kubeconfig) as client:
+        await create_node(client, node("n1"))
+        await create_node(client, node("n2"))
+        await client.create(resources.NAMESPACES, {"metadata": {"name": "shop"}})
+        db = pod("db")
+        db["metadata"].update(namespace="shop", labels={"app": "db"})
+        db["spec"]["nodeName"] = "n2"
+        await client.create(resources.PODS, db)
+        web = pod("web")
+        web["spec"]["affinity"] = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname",
+             "namespaceSelector": {"matchLabels": {"env": "prod"}}}]}}
+        task = asyncio.create_task(Scheduler(client).run(stop))
+        try:
+            await client.create(resources.PODS, web)
+            await eventually(lambda: _rejected(client, "web"))
+            assert await _bound_to(client, "web") is None
+            await client.patch(resources.NAMESPACES, "shop", {"metadata": {"labels": {"env": "prod"}}})
+            await eventually(lambda: _bound_to_node(client, "web", "n2"))  # beside the db pod
         finally:
             stop.set()
             await task

@@ -283,3 +283,109 @@ def test_inter_pod_affinity_normalization_is_min_max() -> None:
     raw = plugin.score(state, incoming, nodes)
     assert raw == [30, 30, -10]  # zone a: +30 (db there), zone b: -10 (web there)
     assert plugin.normalize(state, nodes, raw) == [100, 100, 0]
+
+
+def _plugin_scores(name: str, incoming: dict[str, Any], nodes: list[NodeInfo]) -> list[float] | None:
+    plugin = next(p for p in PLUGINS if p.name == name)
+    assert plugin.score is not None
+    info = PodInfo(incoming)
+    state = plugin.pre_score(info, Cluster.of(nodes), nodes) if plugin.pre_score is not None else None
+    return None if state is SKIP else plugin.score(state, info, nodes)
+
+
+def test_resource_scores_are_upstreams_integer_formulas() -> None:
+    # 2 CPUs and 4Gi; the busy node runs 1500m and 3Gi. The pod asks 100m and no memory.
+    busy, idle = NodeInfo(node("busy"), [pod("1500m", "3Gi")]), NodeInfo(node("idle"))
+    # LeastAllocated counts the pod's memory as the 200Mi default: busy cpu (2000-1600)*100//2000 = 20,
+    # memory (4Gi - 3Gi - 200Mi)*100//4Gi = 20; idle 95 and 95. The node's score is their integer mean.
+    assert _plugin_scores("NodeResourcesFit", pod("100m"), [busy, idle]) == [20.0, 95.0]
+    # BalancedAllocation uses the actual requests: busy cpu 0.8, memory 0.75 -> int((1 - 0.025) * 100) = 97;
+    # idle cpu 0.05, memory 0 -> 97 as well.
+    assert _plugin_scores("NodeResourcesBalancedAllocation", pod("100m"), [busy, idle]) == [97.0, 97.0]
+    # A pod asking 1 CPU and 1Gi: busy is over on cpu (score 0) with memory (4Gi-4Gi)*100//4Gi = 0;
+    # balanced caps cpu at 1: |1 - 1| -> 100. Idle: cpu 0.5, memory 0.25 -> int(87.5) = 87.
+    assert _plugin_scores("NodeResourcesFit", pod("1", "1Gi"), [busy, idle]) == [0.0, (50 + 75) // 2]
+    assert _plugin_scores("NodeResourcesBalancedAllocation", pod("1", "1Gi"), [busy, idle]) == [100.0, 87.0]
+
+
+def test_balanced_allocation_skips_best_effort_pods() -> None:
+    busy, idle = NodeInfo(node("busy"), [pod("1500m", "3Gi")]), NodeInfo(node("idle"))
+    assert _plugin_scores("NodeResourcesBalancedAllocation", pod(), [busy, idle]) is None
+    assert select_host(pod(), Cluster.of([busy, idle]), [busy, idle]) is idle  # LeastAllocated still decides
+
+
+SPREAD_BY_ZONE = {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
+                  "labelSelector": {"matchLabels": {"app": "web"}}}
+
+
+def test_topology_spread_min_domains_treats_the_minimum_as_zero_until_enough_domains_exist() -> None:
+    # One web pod in each zone: every zone is at 1, so another pod fits anywhere (skew 2 - 1 = 1)...
+    cluster, infos = zone_cluster({"a1": [labelled({"app": "web"})], "b1": [labelled({"app": "web"})]})
+    plain = labelled({"app": "web"}, topologySpreadConstraints=[SPREAD_BY_ZONE])
+    assert filter_node(plain, infos["a2"], cluster) == []
+    # ...but with minDomains 3 and only two zones the global minimum counts as 0: 1 + 1 - 0 > 1.
+    wants_three = labelled({"app": "web"}, topologySpreadConstraints=[{**SPREAD_BY_ZONE, "minDomains": 3}])
+    assert filter_node(wants_three, infos["a2"], cluster) == ["node(s) didn't match pod topology spread constraints"]
+    # With two domains wanted there are enough, and the real minimum (1) applies again.
+    wants_two = labelled({"app": "web"}, topologySpreadConstraints=[{**SPREAD_BY_ZONE, "minDomains": 2}])
+    assert filter_node(wants_two, infos["a2"], cluster) == []
+
+
+def test_topology_spread_match_label_keys_count_only_the_pods_own_revision() -> None:
+    by_revision = {**SPREAD_BY_ZONE, "matchLabelKeys": ["pod-template-hash"]}
+    old = {"app": "web", "pod-template-hash": "old"}
+    cluster, infos = zone_cluster({"a1": [labelled(old)], "a2": [labelled(old)]})
+    incoming = labelled({"app": "web", "pod-template-hash": "new"}, topologySpreadConstraints=[by_revision])
+    assert filter_node(incoming, infos["a1"], cluster) == []  # the old revision's pods are not counted
+    counted = labelled({"app": "web", "pod-template-hash": "old"}, topologySpreadConstraints=[by_revision])
+    assert filter_node(counted, infos["a1"], cluster) == ["node(s) didn't match pod topology spread constraints"]
+
+
+def test_topology_spread_node_inclusion_policies() -> None:
+    # Zone b's only node is tainted; two web pods run in zone a.
+    zones = {"a1": ("a", []), "b1": ("b", [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}])}
+    infos = {n: NodeInfo(node(n, labels={"kubernetes.io/hostname": n, "zone": z}, taints=t),
+                         [labelled({"app": "web"}), labelled({"app": "web"})] if n == "a1" else [])
+             for n, (z, t) in zones.items()}
+    cluster = Cluster.of(infos.values())
+    # Taints ignored (default): zone b counts with 0, so a third pod in zone a has skew 3 - 0 > 1.
+    ignoring = labelled({"app": "web"}, topologySpreadConstraints=[SPREAD_BY_ZONE])
+    assert filter_node(ignoring, infos["a1"], cluster) == ["node(s) didn't match pod topology spread constraints"]
+    # Taints honored: the untolerated zone b is not a domain at all, so zone a is the minimum itself.
+    honoring = labelled({"app": "web"}, topologySpreadConstraints=[{**SPREAD_BY_ZONE, "nodeTaintsPolicy": "Honor"}])
+    assert filter_node(honoring, infos["a1"], cluster) == []
+    # Node affinity honored (default) versus ignored, with a nodeSelector that only zone a matches.
+    selective = {"nodeSelector": {"zone": "a"}}
+    honors = labelled({"app": "web"}, topologySpreadConstraints=[SPREAD_BY_ZONE], **selective)
+    assert filter_node(honors, infos["a1"], cluster) == []
+    ignores = labelled({"app": "web"}, topologySpreadConstraints=[{**SPREAD_BY_ZONE, "nodeAffinityPolicy": "Ignore"}],
+                       **selective)
+    assert filter_node(ignores, infos["a1"], cluster) == ["node(s) didn't match pod topology spread constraints"]
+
+
+def test_pod_affinity_namespace_selector_looks_in_namespaces_by_their_labels() -> None:
+    cluster, infos = zone_cluster({"a1": [in_namespace(labelled({"app": "db"}), "shop")]})
+    cluster.namespace_labels.update({"shop": {"env": "prod"}, "default": {"env": "dev"}})
+
+    def wants_db_in(env_selector: dict[str, Any]) -> dict[str, Any]:
+        term = {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone",
+                "namespaceSelector": env_selector}
+        return labelled({"app": "web"}, affinity={"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            term]}})
+
+    prod = wants_db_in({"matchLabels": {"env": "prod"}})
+    assert filter_node(prod, infos["a2"], cluster) == []  # the db pod's namespace has env=prod
+    assert filter_node(prod, infos["b1"], cluster) == ["node(s) didn't match pod affinity rules"]
+    dev = wants_db_in({"matchLabels": {"env": "dev"}})
+    assert filter_node(dev, infos["a2"], cluster) == ["node(s) didn't match pod affinity rules"]
+    assert filter_node(wants_db_in({}), infos["a2"], cluster) == []  # empty: every namespace
+
+    # A placed pod's anti-affinity reaches the incoming pod through its namespace's labels too.
+    guard = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "zone",
+         "namespaceSelector": {"matchLabels": {"env": "dev"}}}]}}
+    guarded, guarded_infos = zone_cluster({"a1": [in_namespace(labelled({"app": "x"}, affinity=guard), "shop")]})
+    guarded.namespace_labels.update({"shop": {"env": "prod"}, "default": {"env": "dev"}})
+    assert filter_node(labelled({"app": "web"}), guarded_infos["a2"], guarded) == [
+        "node(s) didn't satisfy existing pods anti-affinity rules"]
+    assert filter_node(labelled({"app": "web"}), guarded_infos["b1"], guarded) == []
