@@ -26,6 +26,8 @@ from controlplane.controllers.base import Controller, delete_if_present
 Obj = dict[str, Any]
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
+REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
+REVISION_HISTORY_MAX_CHARS = 2000  # upstream's limit on that annotation's length
 DESIRED = "deployment.kubernetes.io/desired-replicas"
 MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 _ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
@@ -40,6 +42,17 @@ def template_hash(template: Obj, collision_count: int = 0) -> str:
     for byte in data:
         value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
     return "".join(_ALPHANUMS[ord(ch) % len(_ALPHANUMS)] for ch in str(value))
+
+
+def appended_revision_history(history: str, revision: int) -> str:
+    """`history` (comma-separated revisions) with `revision` appended, the oldest dropped to stay within
+    REVISION_HISTORY_MAX_CHARS (upstream's SetNewReplicaSetAnnotations)."""
+    old = [r for r in history.split(",") if r]
+    entry = str(revision)
+    total = len(",".join([*old, entry]))
+    while total > REVISION_HISTORY_MAX_CHARS and old:
+        total -= len(old.pop(0)) + 1
+    return ",".join([*old, entry]) if total <= REVISION_HISTORY_MAX_CHARS else history
 
 
 def resolve(value: Any, total: int, round_up: bool) -> int:
@@ -169,11 +182,16 @@ class DeploymentController(Controller):
         return created
 
     async def _bump_revision(self, deploy: Obj, new_rs: Obj, old: list[Obj]) -> None:
-        """A template rolled back to an older ReplicaSet makes that one the newest revision."""
-        current = int((new_rs["metadata"].get("annotations") or {}).get(REVISION, 0))
+        """A template rolled back to an older ReplicaSet makes that one the newest revision; the
+        revisions it had before are kept in its revision-history annotation, as upstream does."""
+        annotations = new_rs["metadata"].get("annotations") or {}
+        current = int(annotations.get(REVISION, 0))
         top = self._max_revision(old)
         if current <= top:
-            await self._patch_rs(new_rs, {"metadata": {"annotations": {REVISION: str(top + 1)}}})
+            bumped = {REVISION: str(top + 1)}
+            if current:
+                bumped[REVISION_HISTORY] = appended_revision_history(annotations.get(REVISION_HISTORY, ""), current)
+            await self._patch_rs(new_rs, {"metadata": {"annotations": bumped}})
 
     async def _patch_rs(self, rs: Obj, patch: Obj) -> Obj:
         return await self.client.patch(resources.REPLICASETS, rs["metadata"]["name"], patch,

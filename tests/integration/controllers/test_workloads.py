@@ -123,6 +123,10 @@ async def test_rollout_undo_scale_heal_and_cascade(cluster: Client, kubeconfig: 
     await eventually(back_to_v1)
     deploy = json.loads(await k(kubeconfig, "get", "deployment", "web", "-o", "json"))
     assert deploy["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    [v1_set] = [rs for rs in (await client.list(resources.REPLICASETS, "default"))["items"]
+                if rs["spec"]["template"]["spec"]["containers"][0]["image"] == "pyk8s.local/web:1"]
+    assert v1_set["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    assert v1_set["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] == "1"
     assert {c["type"]: c["reason"] for c in deploy["status"]["conditions"]} == {
         "Available": "MinimumReplicasAvailable", "Progressing": "NewReplicaSetAvailable"}
 

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
-from controlplane.controllers.deployment import resolve, surge_and_unavailable, template_hash
+from controlplane.controllers.deployment import (
+    REVISION_HISTORY_MAX_CHARS,
+    appended_revision_history,
+    resolve,
+    surge_and_unavailable,
+    template_hash,
+)
 from controlplane.controllers.replicaset import deletion_rank
 
 
@@ -34,3 +40,13 @@ def test_deletion_prefers_unscheduled_then_not_ready_then_newer() -> None:
                                                                       "2026-01-01T00:00:00Z")]
     order = [p["metadata"]["name"] for p in sorted(pods, key=deletion_rank)]
     assert order == ["unscheduled", "not-ready", "new-ready", "old-ready"]
+
+
+def test_revision_history_appends_and_drops_the_oldest_past_the_limit() -> None:
+    assert appended_revision_history("", 1) == "1"
+    assert appended_revision_history("1,3", 5) == "1,3,5"
+    long = ",".join(str(n) for n in range(1000, 1400))  # 2,000 chars minus one comma
+    assert len(long) == REVISION_HISTORY_MAX_CHARS - 1
+    trimmed = appended_revision_history(long, 9999)
+    assert trimmed.endswith(",1399,9999") and not trimmed.startswith("1000,")
+    assert len(trimmed) <= REVISION_HISTORY_MAX_CHARS
