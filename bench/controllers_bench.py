@@ -20,6 +20,7 @@ from typing import Any
 from controlplane.api import meta, resources
 from controlplane.apiserver.server import APIServer, APIServerConfig
 from controlplane.client import Client
+from controlplane.cmd.gctuning import tune_for_control_plane
 from controlplane.controllers.manager import run_controller_manager
 
 
@@ -40,6 +41,7 @@ async def main() -> None:
     parser.add_argument("--replicas", type=int, default=100)
     parser.add_argument("--pods", type=int, default=1000)
     args = parser.parse_args()
+    tune_for_control_plane()  # the API server and controllers run here, as in `pyk8s server`
     with tempfile.TemporaryDirectory() as tmp:
         server = APIServer(APIServerConfig(data_dir=Path(tmp), secure_port=0))
         await server.start()

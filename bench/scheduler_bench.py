@@ -1,4 +1,5 @@
-"""Scheduler throughput: N Ready nodes (objects only), M pending pods, against a real API server.
+"""Scheduler throughput: N Ready nodes (Node and Lease objects only), M pending pods, against a real
+API server.
 
 Prints JSON lines: pods bound per second, the p50/p99 time from pod creation to
 binding, and the scheduling cycle itself (filter + score + assume per pod,
@@ -35,9 +36,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from controlplane.api import resources
+from controlplane.api import meta, resources
 from controlplane.apiserver.server import APIServer, APIServerConfig
 from controlplane.client import Client
+from controlplane.cmd.gctuning import tune_for_control_plane
 from controlplane.scheduler.cache import PodInfo
 from controlplane.scheduler.scheduler import Scheduler
 
@@ -63,6 +65,10 @@ async def create_nodes(client: Client, count: int) -> None:
             created["status"] = {"allocatable": {"cpu": "32", "memory": "128Gi", "pods": "110"},
                                  "conditions": [{"type": "Ready", "status": "True"}]}
             await client.update(resources.NODES, created, subresource="status")
+            await client.create(resources.LEASES, {  # what a node's kubelet keeps, as in the issue's case
+                "metadata": {"name": f"node-{i:04d}", "namespace": "kube-node-lease"},
+                "spec": {"holderIdentity": f"node-{i:04d}", "leaseDurationSeconds": 40,
+                         "renewTime": meta.now_micro()}})
 
     await asyncio.gather(*(node(i) for i in range(count)))
 
@@ -200,6 +206,8 @@ async def _load_side(kubeconfig: str | None, nodes: int, pods: int, pending_firs
 
 
 def _load_process(kubeconfig: str | None, nodes: int, pods: int, pending_first: bool, conn: Connection) -> None:
+    if kubeconfig is None:
+        tune_for_control_plane()  # this process hosts the API server, as `pyk8s apiserver` would
     asyncio.run(_load_side(kubeconfig, nodes, pods, pending_first, conn))
 
 
@@ -249,6 +257,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.full:
         args.nodes, args.pods = 1000, 10000
+    tune_for_control_plane()  # this process runs the scheduler (and the API server), as the pyk8s commands do
     if args.split or args.server:
         asyncio.run(two_processes(args, "split" if args.split else "server"))
     else:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from controlplane.apiserver.server import APIServer, APIServerConfig
+from controlplane.cmd.gctuning import tune_for_control_plane
 from controlplane.cmd.signals import stop_on_signals
 
 
@@ -28,6 +29,7 @@ def config_from_args(args: argparse.Namespace) -> APIServerConfig:
 
 
 async def run(args: argparse.Namespace) -> int:
+    tune_for_control_plane()
     stop = stop_on_signals()
     server = APIServer(config_from_args(args))
     await server.start()

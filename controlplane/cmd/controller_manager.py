@@ -8,6 +8,7 @@ from pathlib import Path
 
 from controlplane.client import Client
 from controlplane.cmd.election import run_elected
+from controlplane.cmd.gctuning import tune_for_control_plane
 from controlplane.cmd.signals import stop_on_signals
 from controlplane.controllers.manager import ALL, add_node_lifecycle_arguments, run_controller_manager
 
@@ -23,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
+    tune_for_control_plane()
     enabled = tuple(c.strip() for c in args.controllers.split(",") if c.strip())
     unknown = set(enabled) - set(ALL)
     if unknown:

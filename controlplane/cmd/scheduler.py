@@ -8,6 +8,7 @@ from pathlib import Path
 
 from controlplane.client import Client
 from controlplane.cmd.election import run_elected
+from controlplane.cmd.gctuning import tune_for_control_plane
 from controlplane.cmd.signals import stop_on_signals
 from controlplane.scheduler.scheduler import run_scheduler
 
@@ -19,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
+    tune_for_control_plane()
     stop = stop_on_signals()
     async with Client.from_kubeconfig(args.kubeconfig) as client:
         async def work(until: asyncio.Event) -> None:

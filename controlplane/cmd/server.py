@@ -20,6 +20,7 @@ from typing import Any
 
 from controlplane.apiserver.server import APIServer
 from controlplane.cmd import apiserver
+from controlplane.cmd.gctuning import tune_for_control_plane
 from controlplane.cmd.signals import stop_on_signals
 from controlplane.controllers.manager import add_node_lifecycle_arguments, run_controller_manager
 from controlplane.scheduler.scheduler import run_scheduler
@@ -55,6 +56,7 @@ def _node_components(args: argparse.Namespace, server: APIServer, stop: asyncio.
 
 
 async def run(args: argparse.Namespace) -> int:
+    tune_for_control_plane()
     stop = stop_on_signals()
     server = APIServer(apiserver.config_from_args(args))
     await server.start()
