@@ -235,7 +235,7 @@ def test_node_failure_moves_pods_and_endpoints(lab: LabState) -> None:
 
     def moved() -> bool:
         live = [p for p in pods(lab, "app=move") if not p["metadata"].get("deletionTimestamp")]
-        return len(live) == 2 and all(p["spec"]["nodeName"] == "node1" and p["status"].get("phase") == "Running"
+        return len(live) == 2 and all(p["spec"].get("nodeName") == "node1" and p["status"].get("phase") == "Running"
                                       for p in live)
 
     poll(moved, timeout=120)
