@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -580,15 +581,24 @@ def score_nodes(pod: Obj | PodInfo, cluster: Cluster, nodes: list[NodeInfo],
     return totals if totals is not None else [0.0] * len(nodes)
 
 
-def select_host(pod: Obj | PodInfo, cluster: Cluster, feasible: list[NodeInfo]) -> NodeInfo:
-    """The feasible node with the highest total (ties: the greater name, for determinism)."""
+def select_host(pod: Obj | PodInfo, cluster: Cluster, feasible: list[NodeInfo],
+                rng: random.Random | None = None) -> NodeInfo:
+    """The feasible node with the highest total. Ties are broken as upstream does, uniformly at
+    random (reservoir sampling) with `rng`; without one, the greater name wins, for tables."""
     if len(feasible) == 1:
         return feasible[0]
     totals = score_nodes(pod, cluster, feasible)
-    best, best_score = feasible[0], totals[0]
-    for node, total in zip(feasible, totals, strict=True):
-        if total > best_score or (total == best_score and node.name > best.name):
-            best, best_score = node, total
+    best, best_score, tied = feasible[0], totals[0], 1
+    for node, total in zip(feasible[1:], totals[1:], strict=True):
+        if total > best_score:
+            best, best_score, tied = node, total, 1
+        elif total == best_score:
+            tied += 1
+            if rng is None:
+                if node.name > best.name:
+                    best = node
+            elif rng.randrange(tied) == 0:
+                best = node
     return best
 
 

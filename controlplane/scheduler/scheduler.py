@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import Any
 
 from controlplane.api import meta, resources
@@ -49,6 +50,7 @@ class Scheduler(Controller):
         self.cache = Cluster()
         self.unschedulable: set[str] = set()
         self._next_start = 0  # rotates where the search for feasible nodes begins
+        self.tie_breaker = random.Random()  # picks among equally scored nodes, as upstream
         self._binding: set[asyncio.Task[None]] = set()
         self.informers = [self.namespaces, self.nodes, self.pods]
         self.pods.add_handler(on_add=self._pod_changed, on_update=lambda _old, new: self._pod_changed(new),
@@ -127,7 +129,7 @@ class Scheduler(Controller):
             self._next_start = (start + checked) % max(total, 1)
             if not feasible:
                 return None, unschedulable_message(total, reasons)
-            best = select_host(pod, self.cache, feasible)
+            best = select_host(pod, self.cache, feasible, self.tie_breaker)
         finally:
             pod.cycle.clear()  # the PodInfo stays in the cache; what the cycle computed does not
         self.cache.assume(pod, best.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from controlplane.scheduler.cache import Cluster, PodInfo
@@ -132,7 +133,7 @@ def test_assumed_pods_keep_nothing_of_their_scheduling_cycle() -> None:
 
     cluster = cluster_of("n1", "n2")
     scheduler = Scheduler.__new__(Scheduler)  # only the scheduling cycle, no client
-    scheduler.cache, scheduler._next_start = cluster, 0
+    scheduler.cache, scheduler._next_start, scheduler.tie_breaker = cluster, 0, random.Random(0)
     info = PodInfo(pod("a"))
     node_name, _ = scheduler.schedule(info)
     assert node_name in ("n1", "n2") and cluster.is_assumed("default/a")

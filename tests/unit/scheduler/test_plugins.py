@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -312,6 +314,18 @@ def test_balanced_allocation_skips_best_effort_pods() -> None:
     busy, idle = NodeInfo(node("busy"), [pod("1500m", "3Gi")]), NodeInfo(node("idle"))
     assert _plugin_scores("NodeResourcesBalancedAllocation", pod(), [busy, idle]) is None
     assert select_host(pod(), Cluster.of([busy, idle]), [busy, idle]) is idle  # LeastAllocated still decides
+
+
+def test_ties_are_broken_at_random_among_the_best_only() -> None:
+    equal = [NodeInfo(node(f"n{i}")) for i in range(4)]
+    busier = NodeInfo(node("busier"), [pod("1", "2Gi")])
+    feasible = [busier, *equal]
+    cluster = Cluster.of(feasible)
+    rng = random.Random(7)
+    chosen = Counter(select_host(pod("100m"), cluster, feasible, rng).name for _ in range(400))
+    assert set(chosen) == {"n0", "n1", "n2", "n3"}, "every equally scored node gets picked, the worse one never"
+    assert min(chosen.values()) > 50, chosen  # roughly uniform: 100 each expected
+    assert select_host(pod("100m"), cluster, feasible).name == "n3"  # without a generator: the greater name
 
 
 SPREAD_BY_ZONE = {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
