@@ -5,7 +5,7 @@ comes from this process over HTTPS with the project's own client session. The
 floor for writes is raw SQLite: one ~550-byte row per committed transaction,
 measured in the same run on the same disk.
 
-    .venv/bin/python bench/api_bench.py [--pods 10000] [--clients 50] [--watchers 1000]
+    .venv/bin/python bench/api_bench.py [--pods 10000] [--clients 50] [--watchers 1000] [--services 3000]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -153,6 +154,29 @@ async def list_pods(client: Client, pods: int) -> None:
     emit("api.list_pods_paginated", n=pods, limit=500, seconds=round(time.perf_counter() - t0, 3))
 
 
+async def service_creates(client: Client, services: int, batch: int = 500, clients: int = 10) -> None:
+    """Services posted in batches: whether a create's cost grows with the Services already stored
+    (address allocation)."""
+    await client.create(resources.NAMESPACES, {"metadata": {"name": "svc-bench"}})
+
+    async def worker(names: Iterator[int], latencies: list[float]) -> None:
+        for i in names:
+            t0 = time.perf_counter()
+            await client.create(resources.SERVICES, {"metadata": {"name": f"s{i}", "namespace": "svc-bench"},
+                                                     "spec": {"selector": {"app": f"s{i}"}, "ports": [{"port": 80}]}})
+            latencies.append(time.perf_counter() - t0)
+
+    rates: list[float] = []
+    latencies: list[float] = []
+    for first in range(0, services, batch):
+        names, latencies = iter(range(first, min(first + batch, services))), []
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(names, latencies) for _ in range(clients)))
+        rates.append(len(latencies) / (time.perf_counter() - t0))
+    emit("api.service_create", services=services, clients=clients, first_batch_per_s=round(rates[0], 1),
+         last_batch_per_s=round(rates[-1], 1), last_batch_p99_ms=pct(latencies, 0.99))
+
+
 async def watch_fanout(client: Client, url: str, token: str, ca: Path, watchers: int) -> None:
     import ssl
 
@@ -191,6 +215,7 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--per-client", type=int, default=100)
     parser.add_argument("--watchers", type=int, default=1000)
+    parser.add_argument("--services", type=int, default=3000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
@@ -217,6 +242,7 @@ async def main() -> None:
                 await open_connections(client, args.clients)
                 await api_load(client, args.clients, args.per_client)
                 await list_pods(client, args.pods)
+                await service_creates(client, args.services)
                 await watch_fanout(client, client.server, client.token or "", data / "pki" / "ca.crt",
                                    args.watchers)
         finally:

@@ -1,98 +1,157 @@
 """ClusterIP and NodePort allocation for Services.
 
-What is in use is read from the stored Services at the moment of allocation, so
-it survives restarts and needs no bitmap that could drift. Several API servers
-may share one store (etcd), and each would see the same free address: so every
-address or port handed out is also *claimed* with a key of its own in the store
-(`/registry/allocations/...`, like upstream's IPAddress objects), created
-atomically; a server that loses the race moves on to the next candidate. A claim
-names the Service it was made for; one whose Service no longer exists (deleted,
-or its create failed on another server) is taken over once it is older than
-CLAIM_GRACE_SECONDS, so a claim for a Service still being written elsewhere is
-never stolen. One lock serializes allocations inside an API server.
+Several API servers may share one store (etcd), so no server can keep what is in
+use in memory: every address or port handed out is *claimed* with a key of its
+own in the store (`/registry/allocations/...`, like upstream's IPAddress
+objects), created atomically, and the claims are the only record consulted when
+allocating: a server that loses the race for a candidate moves on to the next.
+So a create costs a few point operations, however many Services exist. At start
+every server claims the addresses of stored Services that have none (written
+before claims existed); that pass is idempotent.
+
+A claim names its Service (namespace, name, uid). One whose Service is gone or no
+longer uses the address (deleted, its create failed on another server, a release
+that failed) is taken over once it is older than CLAIM_GRACE_SECONDS, so a claim
+for a Service still being written elsewhere is never stolen.
+
+Like upstream, dynamic allocation starts at a random point of the range's upper
+band and reaches the lower band only when the upper one is full, so addresses
+and ports users pick themselves (the lower band) rarely collide with dynamic ones.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
+import logging
+import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from controlplane.api.errors import FieldCause, invalid
-from controlplane.storage.interface import ConflictError, KeyExistsError, KeyNotFoundError, KeyValue, Store
+from controlplane.api.resources import SERVICES
+from controlplane.storage.interface import ConflictError, KeyExistsError, KeyNotFoundError, Store
 
-SERVICES_PREFIX = "/registry/services/"
+SERVICES_PREFIX = SERVICES.storage_prefix()
 IP_CLAIMS = "/registry/allocations/serviceips/"
 PORT_CLAIMS = "/registry/allocations/servicenodeports/"
 CLAIM_GRACE_SECONDS = 60.0
 
+log = logging.getLogger(__name__)
+
+
+def static_band(size: int, step: int, low: int, high: int) -> int:
+    """How many values at the bottom of a range are kept for users' own picks:
+    size/step, at least `low`, at most `high` (upstream: 16/256 for IPs, 16/128 for node ports)."""
+    return min(max(low, size // step), high)
+
+
+def band_order(size: int, reserved: int, rng: random.Random) -> Iterator[int]:
+    """Offsets 0..size-1: the upper band from a random point (wrapping inside it), then the lower band
+    from a random point. A range smaller than the band is all lower band."""
+    reserved = min(reserved, size)
+    for begin, count in ((reserved, size - reserved), (0, reserved)):
+        if count <= 0:
+            continue
+        first = rng.randrange(count)
+        for i in range(count):
+            yield begin + (first + i) % count
+
 
 @dataclass
-class _InUse:
-    ips: set[str]
-    ports: set[int]
-    live_uids: set[str]
-    claims: dict[str, KeyValue]  # claim key -> stored claim
-    taken: list[str] = field(default_factory=list)  # claim keys this allocation created or took over
+class _Owner:
+    """The Service an allocation is for, and the claims this allocation created or took over."""
+    namespace: str
+    name: str
+    uid: str
+    taken: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, svc: dict[str, Any]) -> _Owner:
+        md = svc.get("metadata") or {}
+        return cls(md.get("namespace") or "", md.get("name") or "", md.get("uid") or "")
+
+    def claim_value(self) -> bytes:
+        return orjson.dumps({"namespace": self.namespace, "name": self.name, "uid": self.uid,
+                             "claimedAt": time.time()})
 
 
 class ServiceAllocator:
-    def __init__(self, store: Store, service_cidr: str, node_port_range: str) -> None:
+    def __init__(self, store: Store, service_cidr: str, node_port_range: str,
+                 rng: random.Random | None = None) -> None:
         self.store = store
         self.network = ipaddress.ip_network(service_cidr)
         low, _, high = node_port_range.partition("-")
         self.port_low, self.port_high = int(low), int(high or low)
-        self.lock = asyncio.Lock()
+        self.rng = rng or random.Random()
 
     @property
     def first_ip(self) -> str:
         """The `kubernetes` Service's address: the first usable IP of the range."""
         return str(self.network.network_address + 1)
 
-    async def _in_use(self, exclude_uid: str | None = None) -> _InUse:
-        ips: set[str] = set()
-        ports: set[int] = set()
-        uids: set[str] = set()
+    async def claim_stored_services(self) -> int:
+        """Claim the addresses of stored Services that hold no claim (or one of the old format, without
+        the Service's name). Returns how many claims were written."""
+        claims = {kv.key: kv for prefix in (IP_CLAIMS, PORT_CLAIMS) for kv in (await self.store.list(prefix)).items}
+        written = 0
         for kv in (await self.store.list(SERVICES_PREFIX)).items:
             svc = orjson.loads(kv.value)
-            uid = svc.get("metadata", {}).get("uid") or ""
-            uids.add(uid)
-            if exclude_uid and uid == exclude_uid:
-                continue
-            spec = svc.get("spec") or {}
-            ips.update(ip for ip in spec.get("clusterIPs") or [spec.get("clusterIP")] if ip and ip != "None")
-            ports.update(int(p["nodePort"]) for p in spec.get("ports") or [] if p.get("nodePort"))
-        claims = {kv.key: kv for prefix in (IP_CLAIMS, PORT_CLAIMS)
-                  for kv in (await self.store.list(prefix)).items}
-        return _InUse(ips, ports, uids, claims)
+            owner = _Owner.of(svc)
+            for key in set(_claim_keys(svc)):
+                try:
+                    held = claims.get(key)
+                    if held is None:
+                        await self.store.create(key, owner.claim_value())
+                        written += 1
+                        continue
+                    claim = orjson.loads(held.value)
+                    if claim.get("uid") == owner.uid and claim.get("name") != owner.name:
+                        await self.store.update(key, owner.claim_value(), expected_mod_revision=held.mod_revision)
+                        written += 1
+                    elif claim.get("uid") != owner.uid:
+                        log.warning("Service %s/%s uses %s, which is claimed for another Service (uid %s)",
+                                    owner.namespace, owner.name, key, claim.get("uid"))
+                except (KeyExistsError, KeyNotFoundError, ConflictError):
+                    pass  # another server wrote it meanwhile: its claim is current
+        return written
 
-    async def _claim(self, key: str, uid: str, used: _InUse) -> bool:
-        """Take the claim `key` for the Service `uid`: True if it is now (or already was) that Service's."""
-        value = orjson.dumps({"uid": uid, "claimedAt": time.time()})
-        held = used.claims.get(key)
-        if held is not None:
-            claim = orjson.loads(held.value)
-            if claim.get("uid") == uid:
-                return True
-            if claim.get("uid") in used.live_uids or time.time() - float(claim.get("claimedAt", 0)) \
-                    < CLAIM_GRACE_SECONDS:
-                return False  # its Service exists, or may still be being written by another server
-            try:
-                used.claims[key] = await self.store.update(key, value, expected_mod_revision=held.mod_revision)
-            except (ConflictError, KeyNotFoundError):
-                return False  # another server took it over first
-            used.taken.append(key)
-            return True
+    async def _owner_still_uses(self, key: str, claim: dict[str, Any]) -> bool:
+        namespace, name = claim.get("namespace"), claim.get("name")
+        if not name:
+            return False  # a claim without its Service's name cannot be checked: the grace decides
         try:
-            used.claims[key] = await self.store.create(key, value)
+            stored = orjson.loads((await self.store.get(SERVICES.storage_key(namespace, name))).value)
+        except KeyNotFoundError:
+            return False
+        return (stored.get("metadata") or {}).get("uid") == claim.get("uid") and key in set(_claim_keys(stored))
+
+    async def _claim(self, key: str, owner: _Owner) -> bool:
+        """Take the claim `key` for `owner`: True if it is now (or already was) that Service's."""
+        try:
+            await self.store.create(key, owner.claim_value())
+            owner.taken.append(key)
+            return True
         except KeyExistsError:
-            return False  # claimed by another server since we looked
-        used.taken.append(key)
+            pass
+        try:
+            held = await self.store.get(key)
+        except KeyNotFoundError:
+            return False  # released this instant; another candidate will do
+        claim = orjson.loads(held.value)
+        if claim.get("uid") == owner.uid:
+            return True
+        if time.time() - float(claim.get("claimedAt", 0)) < CLAIM_GRACE_SECONDS \
+                or await self._owner_still_uses(key, claim):
+            return False  # its Service uses it, or may still be being written by another server
+        try:
+            await self.store.update(key, owner.claim_value(), expected_mod_revision=held.mod_revision)
+        except (ConflictError, KeyNotFoundError):
+            return False  # another server took it over first
+        owner.taken.append(key)
         return True
 
     async def release(self, svc: dict[str, Any], keep: dict[str, Any] | None = None) -> None:
@@ -114,82 +173,99 @@ class ServiceAllocator:
         """Fill spec.clusterIP(s) and nodePorts in place and claim them; 422 for taken or out-of-range
         requests."""
         spec = svc.setdefault("spec", {})
-        name = svc.get("metadata", {}).get("name", "")
-        uid = svc.get("metadata", {}).get("uid") or ""
+        owner = _Owner.of(svc)
         svc_type = spec.get("type", "ClusterIP")
-        async with self.lock:
-            used = await self._in_use(exclude_uid=(old or {}).get("metadata", {}).get("uid"))
-            try:
-                if svc_type != "ExternalName":
-                    await self._allocate_ip(spec, used, name, uid, keep=(old or {}).get("spec", {}).get("clusterIP"))
-                if svc_type in ("NodePort", "LoadBalancer"):
-                    await self._allocate_node_ports(spec, used, name, uid)
-                elif svc_type == "ClusterIP":
-                    for port in spec.get("ports") or []:
-                        port.pop("nodePort", None)
-            except BaseException:
-                await self._drop_claims(used.taken, uid)  # refused part-way: give back what this call took
-                raise
+        try:
+            if svc_type != "ExternalName":
+                await self._allocate_ip(spec, owner, keep=(old or {}).get("spec", {}).get("clusterIP"))
+            if svc_type in ("NodePort", "LoadBalancer"):
+                await self._allocate_node_ports(spec, owner)
+            elif svc_type == "ClusterIP":
+                for port in spec.get("ports") or []:
+                    port.pop("nodePort", None)
+        except BaseException:
+            await self._drop_claims(owner.taken, owner.uid)  # refused part-way: give back what this call took
+            raise
 
-    async def _allocate_ip(self, spec: dict[str, Any], used: _InUse, name: str, uid: str, keep: str | None) -> None:
+    async def _allocate_ip(self, spec: dict[str, Any], owner: _Owner, keep: str | None) -> None:
         requested = spec.get("clusterIP") or (spec.get("clusterIPs") or [None])[0]
         if requested == "None":
             spec["clusterIP"], spec["clusterIPs"] = "None", ["None"]
             return
         if requested and requested == keep:
             spec["clusterIPs"] = [requested]
-            await self._claim(IP_CLAIMS + requested, uid, used)  # a Service stored before claims existed
+            await self._claim(IP_CLAIMS + requested, owner)  # a Service stored before claims existed
             return
         if requested:
             try:
                 address = ipaddress.ip_address(requested)
             except ValueError:
-                raise invalid("Service", name, [FieldCause("spec.clusterIPs[0]", f'Invalid value: "{requested}": '
-                                                           "must be a valid IP address")]) from None
+                raise invalid("Service", owner.name, [FieldCause(
+                    "spec.clusterIPs[0]", f'Invalid value: "{requested}": must be a valid IP address')]) from None
             if address not in self.network or address in (self.network.network_address,
                                                            self.network.broadcast_address):
-                raise invalid("Service", name, [FieldCause(
+                raise invalid("Service", owner.name, [FieldCause(
                     "spec.clusterIPs", f'Invalid value: ["{requested}"]: failed to allocate IP {requested}: '
                     f"the provided IP ({requested}) is not in the valid range. The range of valid IPs is "
                     f"{self.network}")])
-            if requested in used.ips or not await self._claim(IP_CLAIMS + requested, uid, used):
-                raise invalid("Service", name, [FieldCause(
+            if not await self._claim(IP_CLAIMS + requested, owner):
+                raise invalid("Service", owner.name, [FieldCause(
                     "spec.clusterIPs", f'Invalid value: ["{requested}"]: failed to allocate IP {requested}: '
                     "provided IP is already allocated")])
             spec["clusterIP"], spec["clusterIPs"] = requested, [requested]
             return
-        for host in self.network.hosts():
-            candidate = str(host)
-            if candidate != self.first_ip and candidate not in used.ips \
-                    and await self._claim(IP_CLAIMS + candidate, uid, used):
+        # Usable offsets: 1 .. size-2 (no network or broadcast address; IPv6 keeps the last one),
+        # and never the first, which is the `kubernetes` Service's.
+        size = self.network.num_addresses
+        usable = size - 2 if self.network.version == 4 else size - 1
+        base = self.network.network_address + 2
+        for offset in band_order(usable - 1, static_band(usable, 16, 16, 256), self.rng):
+            candidate = str(base + offset)
+            if await self._claim(IP_CLAIMS + candidate, owner):
                 spec["clusterIP"], spec["clusterIPs"] = candidate, [candidate]
                 return
-        raise invalid("Service", name, [FieldCause("spec.clusterIPs", "failed to allocate a serviceIP: "
-                                                   "range is full")])
+        raise invalid("Service", owner.name, [FieldCause("spec.clusterIPs", "failed to allocate a serviceIP: "
+                                                         "range is full")])
 
-    async def _allocate_node_ports(self, spec: dict[str, Any], used: _InUse, name: str, uid: str) -> None:
-        taken = set(used.ports)
-        for i, port in enumerate(spec.get("ports") or []):
+    async def _allocate_node_ports(self, spec: dict[str, Any], owner: _Owner) -> None:
+        """One node port per distinct service port: ports that share a number (TCP and UDP of a DNS
+        Service) share the node port, the first requested one if any, as upstream."""
+        ports = spec.get("ports") or []
+        shared: dict[Any, int] = {}
+        for port in ports:
+            if port.get("nodePort"):
+                shared.setdefault(port.get("port"), int(port["nodePort"]))
+        chosen: dict[int, Any] = {}  # node port -> the service port number it serves
+        size = self.port_high - self.port_low + 1
+        for i, port in enumerate(ports):
             requested = port.get("nodePort")
             if requested:
-                if not self.port_low <= int(requested) <= self.port_high:
-                    raise invalid("Service", name, [FieldCause(
+                requested = int(requested)
+                if not self.port_low <= requested <= self.port_high:
+                    raise invalid("Service", owner.name, [FieldCause(
                         f"spec.ports[{i}].nodePort", f"Invalid value: {requested}: provided port is not in the "
                         f"valid range. The range of valid ports is {self.port_low}-{self.port_high}")])
-                if int(requested) in taken or not await self._claim(PORT_CLAIMS + str(int(requested)), uid, used):
-                    raise invalid("Service", name, [FieldCause(
+                if requested in chosen:
+                    taken = chosen[requested] != port.get("port")  # the same port number may share it
+                else:
+                    taken = not await self._claim(PORT_CLAIMS + str(requested), owner)
+                if taken:
+                    raise invalid("Service", owner.name, [FieldCause(
                         f"spec.ports[{i}].nodePort", f"Invalid value: {requested}: provided port is already "
                         "allocated")])
-                taken.add(int(requested))
+                chosen[requested] = port.get("port")
                 continue
-            for candidate in range(self.port_low, self.port_high + 1):
-                if candidate not in taken and await self._claim(PORT_CLAIMS + str(candidate), uid, used):
-                    port["nodePort"] = candidate
-                    taken.add(candidate)
+            if port.get("port") in shared:
+                port["nodePort"] = shared[port.get("port")]
+                continue  # claimed with (or before) the port it shares
+            for offset in band_order(size, static_band(size, 32, 16, 128), self.rng):
+                candidate = self.port_low + offset
+                if candidate not in chosen and await self._claim(PORT_CLAIMS + str(candidate), owner):
+                    port["nodePort"] = shared[port.get("port")] = candidate
+                    chosen[candidate] = port.get("port")
                     break
             else:
-                raise invalid("Service", name, [FieldCause(f"spec.ports[{i}].nodePort",
-                                                           "range is full")])
+                raise invalid("Service", owner.name, [FieldCause(f"spec.ports[{i}].nodePort", "range is full")])
 
 
 def _claim_keys(svc: dict[str, Any] | None) -> Iterable[str]:

@@ -103,6 +103,7 @@ class APIServer:
         self.authenticator = Authenticator(load_or_make_static_tokens(cfg.data_dir / "tokens.csv"), self.tokens,
                                            self.registry)
         self.token = self.authenticator.admin_token()
+        await allocator.claim_stored_services()
         await self._bootstrap(allocator)
 
         app = web.Application(middlewares=[self._errors_middleware, self._auth_middleware],
