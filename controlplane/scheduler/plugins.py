@@ -584,22 +584,15 @@ def score_nodes(pod: Obj | PodInfo, cluster: Cluster, nodes: list[NodeInfo],
 def select_host(pod: Obj | PodInfo, cluster: Cluster, feasible: list[NodeInfo],
                 rng: random.Random | None = None) -> NodeInfo:
     """The feasible node with the highest total. Ties are broken as upstream does, uniformly at
-    random (reservoir sampling) with `rng`; without one, the greater name wins, for tables."""
+    random, with `rng`; without one, the greater name wins, for tables."""
     if len(feasible) == 1:
         return feasible[0]
     totals = score_nodes(pod, cluster, feasible)
-    best, best_score, tied = feasible[0], totals[0], 1
-    for node, total in zip(feasible[1:], totals[1:], strict=True):
-        if total > best_score:
-            best, best_score, tied = node, total, 1
-        elif total == best_score:
-            tied += 1
-            if rng is None:
-                if node.name > best.name:
-                    best = node
-            elif rng.randrange(tied) == 0:
-                best = node
-    return best
+    best = max(totals)
+    tied = [node for node, total in zip(feasible, totals, strict=True) if total == best]
+    if rng is None:
+        return max(tied, key=lambda node: node.name)
+    return tied[rng.randrange(len(tied))] if len(tied) > 1 else tied[0]
 
 
 def nodes_to_find(total: int, percentage: int = 0) -> int:
