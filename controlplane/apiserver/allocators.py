@@ -67,12 +67,13 @@ class _Owner:
     namespace: str
     name: str
     uid: str
+    dry_run: bool = False  # only check: claim nothing, as a dry-run request asks
     taken: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, svc: dict[str, Any]) -> _Owner:
+    def of(cls, svc: dict[str, Any], dry_run: bool = False) -> _Owner:
         md = svc.get("metadata") or {}
-        return cls(md.get("namespace") or "", md.get("name") or "", md.get("uid") or "")
+        return cls(md.get("namespace") or "", md.get("name") or "", md.get("uid") or "", dry_run)
 
     def claim_value(self) -> bytes:
         return orjson.dumps({"namespace": self.namespace, "name": self.name, "uid": self.uid,
@@ -129,8 +130,21 @@ class ServiceAllocator:
             return False
         return (stored.get("metadata") or {}).get("uid") == claim.get("uid") and key in set(_claim_keys(stored))
 
+    async def _stands(self, key: str, claim: dict[str, Any]) -> bool:
+        """Whether another Service's claim must be respected: its Service uses the address, or may still
+        be being written by another server."""
+        return time.time() - float(claim.get("claimedAt", 0)) < CLAIM_GRACE_SECONDS \
+            or await self._owner_still_uses(key, claim)
+
     async def _claim(self, key: str, owner: _Owner) -> bool:
-        """Take the claim `key` for `owner`: True if it is now (or already was) that Service's."""
+        """Take the claim `key` for `owner`: True if it is now (or already was) that Service's. For a dry
+        run: True if it could be taken, and nothing is written."""
+        if owner.dry_run:
+            try:
+                claim = orjson.loads((await self.store.get(key)).value)
+            except KeyNotFoundError:
+                return True
+            return claim.get("uid") == owner.uid or not await self._stands(key, claim)
         try:
             await self.store.create(key, owner.claim_value())
             owner.taken.append(key)
@@ -144,9 +158,8 @@ class ServiceAllocator:
         claim = orjson.loads(held.value)
         if claim.get("uid") == owner.uid:
             return True
-        if time.time() - float(claim.get("claimedAt", 0)) < CLAIM_GRACE_SECONDS \
-                or await self._owner_still_uses(key, claim):
-            return False  # its Service uses it, or may still be being written by another server
+        if await self._stands(key, claim):
+            return False
         try:
             await self.store.update(key, owner.claim_value(), expected_mod_revision=held.mod_revision)
         except (ConflictError, KeyNotFoundError):
@@ -169,11 +182,13 @@ class ServiceAllocator:
             except (KeyNotFoundError, ConflictError):
                 pass
 
-    async def allocate(self, svc: dict[str, Any], old: dict[str, Any] | None = None) -> None:
+    async def allocate(self, svc: dict[str, Any], old: dict[str, Any] | None = None, *,
+                       dry_run: bool = False) -> None:
         """Fill spec.clusterIP(s) and nodePorts in place and claim them; 422 for taken or out-of-range
-        requests."""
+        requests. A dry run fills and checks them as well (upstream shows the addresses a create would
+        get) but claims nothing, so a real create may get others."""
         spec = svc.setdefault("spec", {})
-        owner = _Owner.of(svc)
+        owner = _Owner.of(svc, dry_run)
         svc_type = spec.get("type", "ClusterIP")
         try:
             if svc_type != "ExternalName":

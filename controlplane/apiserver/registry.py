@@ -171,6 +171,7 @@ class Registry:
         await self.strategy.prepare_create(rt, obj)
         await self.strategy.validate(rt, obj, None)
         if dry_run:
+            await self.strategy.before_store_create(rt, obj, dry_run=True)
             return obj
         await self.strategy.before_store_create(rt, obj)
         try:
@@ -204,16 +205,15 @@ class Registry:
 
     async def _prepare_update(self, rt: ResourceType, new: Obj, old: Obj, subresource: str | None,
                               dry_run: bool) -> Obj:
-        """The object to store; what preparing it claimed (Service addresses) is given back when it is
-        refused or only a dry run."""
-        merged = await self.strategy.prepare_update(rt, new, old, subresource)
+        """The object to store; what preparing it claimed (Service addresses; nothing for a dry run) is
+        given back when it is refused."""
+        merged = await self.strategy.prepare_update(rt, new, old, subresource, dry_run=dry_run)
         try:
             await self.strategy.validate(rt, merged, old)
         except BaseException:
-            await self.strategy.after_failed_write(rt, merged, old)
+            if not dry_run:
+                await self.strategy.after_failed_write(rt, merged, old)
             raise
-        if dry_run:
-            await self.strategy.after_failed_write(rt, merged, old)
         return merged
 
     async def _write_update(self, rt: ResourceType, key: str, new: Obj, old: Obj, expected: int) -> Obj:

@@ -72,9 +72,9 @@ class Strategies:
             raise errors.forbidden(f'unable to create new content in namespace {namespace} because it is being '
                                    "terminated")
 
-    async def before_store_create(self, rt: ResourceType, obj: Obj) -> None:
+    async def before_store_create(self, rt: ResourceType, obj: Obj, *, dry_run: bool = False) -> None:
         if rt is SERVICES:
-            await self.allocator.allocate(obj)
+            await self.allocator.allocate(obj, dry_run=dry_run)
 
     async def after_write(self, rt: ResourceType, before: Obj, after: Obj | None) -> None:
         """`before` was replaced by `after` in the store (None: removed)."""
@@ -101,7 +101,8 @@ class Strategies:
 
     # -- update ------------------------------------------------------------------
 
-    async def prepare_update(self, rt: ResourceType, new: Obj, old: Obj, subresource: str | None) -> Obj:
+    async def prepare_update(self, rt: ResourceType, new: Obj, old: Obj, subresource: str | None, *,
+                             dry_run: bool = False) -> Obj:
         new["apiVersion"], new["kind"] = rt.api_version, rt.kind
         md = new.setdefault("metadata", {})
         old_md = old["metadata"]
@@ -129,7 +130,8 @@ class Strategies:
                 new.setdefault("spec", {})["finalizers"] = (old.get("spec") or {}).get("finalizers", [])
         schema.apply_defaults(rt, new)
         if rt is SERVICES and _addressing(new) != _addressing(old):
-            await self.allocator.allocate(new, old)  # a new type or port gets (and is checked for) its addresses
+            # A new type or port gets (and is checked for) its addresses.
+            await self.allocator.allocate(new, old, dry_run=dry_run)
         if _generation_tracked(rt) and _spec_of(new) != _spec_of(old):
             md["generation"] = int(old_md.get("generation", 1)) + 1
         if rt is DAEMONSETS:

@@ -113,3 +113,32 @@ async def test_refused_or_dry_run_updates_leave_no_claims(api_server: APIServer)
         assert dry["spec"]["ports"][0]["nodePort"]
         assert await port_claims_of(uid) == []
         assert (await client.get(resources.SERVICES, "plain", "default"))["spec"]["type"] == "ClusterIP"
+
+
+async def test_dry_run_creates_show_addresses_check_them_and_claim_nothing(api_server: APIServer) -> None:
+    store = api_server.store
+    assert store is not None
+    async with Client.from_kubeconfig(api_server.admin_kubeconfig) as client:
+        await client.create(resources.SERVICES, service("owner", cluster_ip="10.96.0.80", node_port=30080))
+        claims_before = [kv.key for prefix in (IP_CLAIMS, PORT_CLAIMS) for kv in (await store.list(prefix)).items]
+
+        async def dry_create(body: dict[str, Any]) -> dict[str, Any]:
+            result: dict[str, Any] = await client.request(
+                "POST", "/api/v1/namespaces/default/services", query={"dryRun": "All"}, body=body)
+            return result
+
+        shown = await dry_create(service("trial", node_port=None))
+        assert shown["spec"]["clusterIP"] and shown["spec"]["clusterIPs"] == [shown["spec"]["clusterIP"]]
+        nodeport = await dry_create({**service("trial-np"), "spec": {"type": "NodePort", "ports": [{"port": 80}]}})
+        assert 30000 <= nodeport["spec"]["ports"][0]["nodePort"] <= 32767
+        with pytest.raises(StatusError) as taken:
+            await dry_create(service("trial-taken", cluster_ip="10.96.0.80"))
+        assert taken.value.code == 422 and "provided IP is already allocated" in taken.value.message
+        with pytest.raises(StatusError) as port_taken:
+            await dry_create(service("trial-port", node_port=30080))
+        assert "provided port is already allocated" in port_taken.value.message
+        after = [kv.key for prefix in (IP_CLAIMS, PORT_CLAIMS) for kv in (await store.list(prefix)).items]
+        assert after == claims_before, "a dry run claims nothing"
+        with pytest.raises(StatusError) as missing:
+            await client.get(resources.SERVICES, "trial", "default")
+        assert missing.value.code == 404
