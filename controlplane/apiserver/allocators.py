@@ -209,7 +209,7 @@ class ServiceAllocator:
             return
         if requested and requested == keep:
             spec["clusterIPs"] = [requested]
-            await self._claim(IP_CLAIMS + requested, owner)  # a Service stored before claims existed
+            await self._claim(IP_CLAIMS + requested, owner)  # its own: re-asserted, should it have been lost
             return
         if requested:
             try:

@@ -82,8 +82,8 @@ class Strategies:
             await self._release(before, after)
 
     async def after_failed_write(self, rt: ResourceType, attempted: Obj, stored: Obj | None) -> None:
-        """`attempted` was not written (refused, failed, or only a dry run); `stored` is what the store
-        still holds (None: nothing)."""
+        """`attempted` was not written (refused or failed); `stored` is what the store still holds
+        (None: nothing)."""
         if rt is SERVICES:
             await self._release(attempted, stored)
 

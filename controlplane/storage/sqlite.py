@@ -379,36 +379,30 @@ class SQLiteStore(Store):
         latest = self._latest(conn, op.key)
         live = latest is not None and not latest[2]
         rev = self._written_rev + 1
+        previous: KeyValue | None = None
         if op.kind == _CREATE:
             if live:
                 raise KeyExistsError(op.key)
-            conn.execute("INSERT INTO log (rev, key, deleted, create_rev, value, prev_rev, prev_value) "
-                         "VALUES (?, ?, 0, ?, ?, 0, NULL)", (rev, op.key, rev, op.value))
-            self._written_rev = rev
-            op.result = KeyValue(op.key, op.value, rev, rev)
-            op.event = WatchEvent(EventType.PUT, op.result, None)
-            return
-        if not live:
-            raise KeyNotFoundError(op.key)
-        assert latest is not None
-        current = _kv(latest)
-        if op.expected is not None and op.expected != current.mod_revision:
-            raise ConflictError(op.key, current)
-        if op.kind == _UPDATE:
-            conn.execute("INSERT INTO log (rev, key, deleted, create_rev, value, prev_rev, prev_value) "
-                         "VALUES (?, ?, 0, ?, ?, ?, ?)",
-                         (rev, op.key, current.create_revision, op.value, current.mod_revision, current.value))
-            self._written_rev = rev
-            op.result = KeyValue(op.key, op.value, current.create_revision, rev)
-            op.event = WatchEvent(EventType.PUT, op.result, current)
+            # (rev, key, deleted, create_rev, value, prev_rev, prev_value)
+            row: tuple[Any, ...] = (rev, op.key, 0, rev, op.value, 0, None)
+            result = KeyValue(op.key, op.value, rev, rev)
         else:
-            conn.execute("INSERT INTO log (rev, key, deleted, create_rev, value, prev_rev, prev_value) "
-                         "VALUES (?, ?, 1, ?, ?, ?, ?)",
-                         (rev, op.key, current.create_revision, current.value, current.mod_revision,
-                          current.value))
-            self._written_rev = rev
-            op.result = KeyValue(op.key, current.value, current.create_revision, rev)
-            op.event = WatchEvent(EventType.DELETE, op.result, current)
+            if not live:
+                raise KeyNotFoundError(op.key)
+            assert latest is not None
+            previous = _kv(latest)
+            if op.expected is not None and op.expected != previous.mod_revision:
+                raise ConflictError(op.key, previous)
+            deleting = op.kind != _UPDATE
+            value = previous.value if deleting else op.value  # a deletion row repeats the last value
+            row = (rev, op.key, int(deleting), previous.create_revision, value, previous.mod_revision,
+                   previous.value)
+            result = KeyValue(op.key, value, previous.create_revision, rev)
+        conn.execute("INSERT INTO log (rev, key, deleted, create_rev, value, prev_rev, prev_value) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+        self._written_rev = rev
+        op.result = result
+        op.event = WatchEvent(EventType.DELETE if row[2] else EventType.PUT, result, previous)
 
     def _compact_in(self, conn: sqlite3.Connection, revision: int) -> int:
         # A row at or below `revision` is needed only if it is its key's newest row at or
