@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 DATA ?= $(CURDIR)/.data
 
-.PHONY: setup venv platform up down status test lint unit integration e2e bench vagrant-test
+.PHONY: setup venv platform kubectl up down status test lint unit integration e2e bench vagrant-test
 
 venv:
 	./scripts/bootstrap.sh
@@ -12,7 +12,11 @@ venv:
 platform:
 	./scripts/setup-platform.sh
 
-setup: venv platform
+# kubectl: the pinned versions (tools/kubectl/versions.txt), built once from upstream's module.
+kubectl: venv
+	./scripts/install-kubectl.sh
+
+setup: venv platform kubectl
 
 up: setup
 	./scripts/up.sh "$(DATA)"

@@ -11,6 +11,8 @@ mkdir -p "$DATA"
 
 .venv/bin/pyk8s lab up --data-dir "$DATA" --nodes "$NODES"
 export KUBECONFIG="$KC"
+# The project's kubectl (scripts/install-kubectl.sh), whatever else the machine has.
+export PATH="$PWD/.venv/bin:$PATH"
 kubectl apply -f examples/demo.yaml
 echo "waiting for the demo pods to be Ready ..."
 if ! kubectl wait --for=condition=Available deployment/web --timeout=180s; then
@@ -25,7 +27,7 @@ cat <<MSG
 
 pyk8s is up: $NODES nodes, control plane on SQLite in $DATA/control-plane.
 Try:
-  export KUBECONFIG=$KC
+  export KUBECONFIG=$KC PATH=$PWD/.venv/bin:\$PATH    # .venv/bin/kubectl: the project's kubectl
   kubectl get pods -o wide
   kubectl logs deployment/web
   curl http://$NODE_IP:30080/          # the web Service's NodePort: answers with a pod's name

@@ -60,7 +60,7 @@ vagrant up --provider=libvirt
 say "VMs provisioned in $(( $(date +%s) - start )) s"
 
 KUBECONFIG=$ROOT/vagrant/.shared/admin.kubeconfig
-k() { kubectl --kubeconfig "$KUBECONFIG" "$@"; }
+k() { "$ROOT/.venv/bin/kubectl" --kubeconfig "$KUBECONFIG" "$@"; }
 for _ in $(seq 1 300); do
     k get node worker1 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -q True && break
     sleep 2

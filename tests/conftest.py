@@ -16,7 +16,30 @@ import pytest
 
 from controlplane.apiserver.server import APIServer, APIServerConfig
 
-KUBECTL_DIR = Path("/usr/lib/google-cloud-sdk/bin")
+ROOT = Path(__file__).resolve().parents[1]
+# The project's own kubectl: scripts/install-kubectl.sh (run by `make test`) builds the versions that
+# tools/kubectl/versions.txt pins and links them into .venv/bin. A kubectl elsewhere on this machine is
+# never used, so a run here behaves as on a fresh machine, where there is none.
+KUBECTL_BIN = ROOT / ".venv" / "bin"
+KUBECTL_VERSIONS = ROOT / "tools" / "kubectl" / "versions.txt"
+# Put it first on PATH for every subprocess the tests start (the lab, scripts, `kubectl` by name).
+os.environ["PATH"] = f"{KUBECTL_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def _pinned_kubectl_minors() -> tuple[list[str], str]:
+    """(every pinned minor as `1.N`, the default one) from tools/kubectl/versions.txt."""
+    minors, default = [], ""
+    for line in KUBECTL_VERSIONS.read_text().splitlines():
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        minors.append(fields[0])
+        if fields[2:3] == ["default"]:
+            default = fields[0]
+    return minors, default
+
+
+KUBECTL_MINORS, DEFAULT_KUBECTL_MINOR = _pinned_kubectl_minors()
 
 
 def _free_port() -> int:
@@ -83,17 +106,21 @@ def kubeconfig(api_server: APIServer) -> Path:
     return api_server.admin_kubeconfig
 
 
-def kubectl_binaries() -> list[str]:
-    """The default kubectl plus every bundled minor version found on this machine."""
-    found = ["kubectl"] if subprocess.run(["which", "kubectl"], capture_output=True).returncode == 0 else []
-    found += sorted(str(p) for p in KUBECTL_DIR.glob("kubectl.1.*")) if KUBECTL_DIR.is_dir() else []
-    return found
+def kubectl_binary(minor: str | None = None) -> str:
+    """The project's kubectl (the default one, or `1.N`); a test that needs it fails, never skips,
+    when it is not installed."""
+    path = KUBECTL_BIN / ("kubectl" if minor is None else f"kubectl-{minor}")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} is not installed: scripts/install-kubectl.sh builds it (`make test` runs it)",
+                    pytrace=False)
+    return str(path)
 
 
-def kubectl(kubeconfig: Path, *args: str, binary: str = "kubectl", input: str | None = None,
+def kubectl(kubeconfig: Path, *args: str, binary: str | None = None, input: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(kubeconfig.parent)}
-    result = subprocess.run([binary, *args], capture_output=True, text=True, input=input, env=env, timeout=120)
+    result = subprocess.run([binary or kubectl_binary(), *args], capture_output=True, text=True, input=input,
+                            env=env, timeout=120)
     if check and result.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
     return result

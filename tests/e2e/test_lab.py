@@ -27,6 +27,7 @@ import pytest
 
 from lab import cluster, network
 from lab.cluster import LabState
+from tests.conftest import kubectl_binary
 from tests.helpers import poll
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,7 @@ FAST_FAILOVER = ["--node-monitor-grace-period", "12", "--default-not-ready-toler
 def _skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "the lab needs root (network namespaces, containerd)"
-    for tool in ("containerd", "kubectl", "docker-registry", "iptables-restore", "nft"):
+    for tool in ("containerd", "docker-registry", "iptables-restore", "nft"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (scripts/setup-platform.sh installs it)"
     return None
@@ -61,7 +62,7 @@ def lab(request: pytest.FixtureRequest) -> Iterator[LabState]:
 
 
 def kubectl(state: LabState, *args: str, input: str | None = None, check: bool = True) -> str:
-    result = subprocess.run(["kubectl", "--kubeconfig", str(state.kubeconfig), *args], capture_output=True,
+    result = subprocess.run([kubectl_binary(), "--kubeconfig", str(state.kubeconfig), *args], capture_output=True,
                             text=True, input=input, timeout=200)
     if check and result.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")

@@ -27,6 +27,7 @@ import pytest
 
 from lab import cleanup, network, processes
 from lab.network import LabNetwork
+from tests.conftest import kubectl_binary
 from tests.helpers import poll
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +59,7 @@ class Machines:
                               timeout=600)
 
     def kubectl(self, *args: str) -> str:
-        result = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), *args], capture_output=True,
+        result = subprocess.run([kubectl_binary(), "--kubeconfig", str(self.kubeconfig), *args], capture_output=True,
                                 text=True, timeout=120)
         assert result.returncode == 0, f"kubectl {' '.join(args)} failed: {result.stderr}"
         return result.stdout
@@ -81,7 +82,7 @@ def _remove(machines: Machines) -> None:
 def machines() -> Iterator[Machines]:
     if os.geteuid() != 0:
         pytest.skip("the lab needs root (network namespaces, containerd)")
-    for tool in ("containerd", "kubectl", "docker-registry", "skopeo", "nsenter"):
+    for tool in ("containerd", "docker-registry", "skopeo", "nsenter"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (scripts/setup-platform.sh installs it)")
     name = "v" + "".join(random.choices("abcdefghijklmnopqrstuvwxyz", k=4))

@@ -8,12 +8,13 @@ import subprocess
 from pathlib import Path
 
 from controlplane.api import resources
+from tests.conftest import kubectl_binary
 from tests.helpers import eventually
 from tests.integration.agent.conftest import NodeEnv, running
 
 
 def kubectl(kubeconfig: Path, *args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True,
+    return subprocess.run([kubectl_binary(), "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True,
                           input=input, timeout=timeout)
 
 
@@ -41,7 +42,7 @@ async def test_logs_exec_and_follow(node_env: NodeEnv) -> None:
     assert len(tail.stdout.splitlines()) == 1 and tail.stdout.startswith("tick")
     stamped = await asyncio.to_thread(kubectl, node_env.kubeconfig, "logs", "talker", "--timestamps", "--tail=1")
     assert stamped.stdout[:4].isdigit() and "Z tick" in stamped.stdout
-    proc = await asyncio.create_subprocess_exec("kubectl", "--kubeconfig", str(node_env.kubeconfig), "logs", "-f",
+    proc = await asyncio.create_subprocess_exec(kubectl_binary(), "--kubeconfig", str(node_env.kubeconfig), "logs", "-f",
                                                 "talker", "--tail=0", stdout=asyncio.subprocess.PIPE)
     try:
         assert proc.stdout is not None
@@ -86,7 +87,8 @@ async def test_port_forward(node_env: NodeEnv) -> None:
             {"name": "web", "image": "pyk8s.local/web:1", "ports": [{"containerPort": 8080}]}]}}, "default")
     await node_env.wait_pod("webpf", running)
     port = _free_port()
-    proc = await asyncio.create_subprocess_exec("kubectl", "--kubeconfig", str(node_env.kubeconfig), "port-forward",
+    proc = await asyncio.create_subprocess_exec(kubectl_binary(), "--kubeconfig", str(node_env.kubeconfig),
+                                                "port-forward",
                                                 "pod/webpf", f"{port}:8080", stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.STDOUT)
     try:

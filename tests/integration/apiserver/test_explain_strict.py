@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import kubectl, kubectl_binaries
-
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+from tests.conftest import KUBECTL_MINORS, kubectl, kubectl_binary
 
 POD = """
 apiVersion: v1
@@ -109,15 +106,17 @@ spec:
     assert "unchanged" in again.stdout
 
 
-@pytest.mark.parametrize("binary", [b for b in kubectl_binaries() if b != "kubectl"])
-async def test_every_bundled_kubectl_explains_nested_fields(kubeconfig: Path, binary: str) -> None:
+@pytest.mark.parametrize("minor", KUBECTL_MINORS)
+async def test_every_bundled_kubectl_explains_nested_fields(kubeconfig: Path, minor: str) -> None:
+    binary = kubectl_binary(minor)
     result = await run(kubeconfig, "explain", "pod.spec.containers.livenessProbe.httpGet", binary=binary)
     assert "Send an HTTP GET request." in result.stdout
     assert "httpHeaders" in result.stdout
 
 
-@pytest.mark.parametrize("binary", [b for b in kubectl_binaries() if b != "kubectl"])
-async def test_every_bundled_kubectl_gets_the_nested_strict_error(kubeconfig: Path, binary: str) -> None:
+@pytest.mark.parametrize("minor", KUBECTL_MINORS)
+async def test_every_bundled_kubectl_gets_the_nested_strict_error(kubeconfig: Path, minor: str) -> None:
+    binary = kubectl_binary(minor)
     result = await run(kubeconfig, "apply", "-f", "-", input=POD, binary=binary, check=False)
     assert result.returncode != 0
     assert 'unknown field "spec.containers[0].imagee"' in result.stderr

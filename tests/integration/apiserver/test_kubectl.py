@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import kubectl, kubectl_binaries
-
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+from tests.conftest import KUBECTL_MINORS, kubectl, kubectl_binary
 
 DEPLOYMENT = """
 apiVersion: apps/v1
@@ -104,7 +101,7 @@ async def test_field_selector_yaml_and_delete(kubeconfig: Path) -> None:
 
 async def test_get_watch_prints_changes(kubeconfig: Path) -> None:
     env_proc = await asyncio.create_subprocess_exec(
-        "kubectl", "--kubeconfig", str(kubeconfig), "get", "configmaps", "-w", "--request-timeout=0",
+        kubectl_binary(), "--kubeconfig", str(kubeconfig), "get", "configmaps", "-w", "--request-timeout=0",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         await asyncio.sleep(1.0)
@@ -137,8 +134,9 @@ async def test_invalid_objects_get_upstream_errors(kubeconfig: Path) -> None:
     assert unknown.returncode != 0 and 'unknown field "dataa"' in unknown.stderr
 
 
-@pytest.mark.parametrize("binary", kubectl_binaries())
-async def test_every_bundled_kubectl_lists_and_creates(kubeconfig: Path, binary: str) -> None:
+@pytest.mark.parametrize("minor", KUBECTL_MINORS)
+async def test_every_bundled_kubectl_lists_and_creates(kubeconfig: Path, minor: str) -> None:
+    binary = kubectl_binary(minor)
     listing = await run(kubeconfig, "get", "ns", binary=binary)
     assert "kube-system" in listing.stdout
     assert "discovery" not in listing.stderr.lower() and "openapi" not in listing.stderr.lower()

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import KUBECTL_DIR, kubectl
+from tests.conftest import KUBECTL_MINORS, kubectl, kubectl_binary
 
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-
-PROTOBUF_KUBECTLS = sorted(str(p) for p in KUBECTL_DIR.glob("kubectl.1.*")
-                           if int(p.name.rsplit(".", 1)[1]) >= 32) if KUBECTL_DIR.is_dir() else []
-JSON_KUBECTL = str(KUBECTL_DIR / "kubectl.1.31") if (KUBECTL_DIR / "kubectl.1.31").exists() else "kubectl"
+# The pinned kubectls that post protobuf bodies, and the one that posts JSON.
+PROTOBUF_MINORS = [m for m in KUBECTL_MINORS if int(m.split(".")[1]) >= 32]
+JSON_MINOR = "1.31"
 
 # (kind/name as `kubectl get` takes it, the `kubectl create` arguments)
 CREATES: list[tuple[str, list[str]]] = [
@@ -183,36 +180,36 @@ async def run(kubeconfig: Path, binary: str, *args: str) -> str:
     return result.stdout
 
 
-@pytest.mark.skipif(not PROTOBUF_KUBECTLS, reason="no bundled kubectl 1.32 or later")
-@pytest.mark.parametrize("binary", PROTOBUF_KUBECTLS)
-async def test_protobuf_creates_match_json_creates(kubeconfig: Path, binary: str) -> None:
+@pytest.mark.parametrize("minor", PROTOBUF_MINORS)
+async def test_protobuf_creates_match_json_creates(kubeconfig: Path, minor: str) -> None:
+    binary, json_kubectl = kubectl_binary(minor), kubectl_binary(JSON_MINOR)
     await run(kubeconfig, binary, "create", "namespace", "via-protobuf")
-    await run(kubeconfig, JSON_KUBECTL, "create", "namespace", "via-json")
+    await run(kubeconfig, json_kubectl, "create", "namespace", "via-json")
     for _, args in CREATES:
-        for namespace, kubectl_binary in (("via-protobuf", binary), ("via-json", JSON_KUBECTL)):
-            await run(kubeconfig, kubectl_binary, "create", "-n", namespace, *args)
+        for namespace, creator in (("via-protobuf", binary), ("via-json", json_kubectl)):
+            await run(kubeconfig, creator, "create", "-n", namespace, *args)
     for what, _ in CREATES:
-        made = [json.loads(await run(kubeconfig, JSON_KUBECTL, "get", "-n", namespace, what, "-o", "json"))
+        made = [json.loads(await run(kubeconfig, json_kubectl, "get", "-n", namespace, what, "-o", "json"))
                 for namespace in ("via-protobuf", "via-json")]
         assert comparable(made[0]) == comparable(made[1]), what
-    idle = json.loads(await run(kubeconfig, JSON_KUBECTL, "get", "-n", "via-protobuf", "deployment/idle", "-o", "json"))
+    idle = json.loads(await run(kubeconfig, json_kubectl, "get", "-n", "via-protobuf", "deployment/idle", "-o", "json"))
     assert idle["spec"]["replicas"] == 0  # a zero that protobuf carries as a value, not as "unset"
-    secret = json.loads(await run(kubeconfig, JSON_KUBECTL, "get", "-n", "via-protobuf", "secret/s", "-o", "json"))
+    secret = json.loads(await run(kubeconfig, json_kubectl, "get", "-n", "via-protobuf", "secret/s", "-o", "json"))
     assert secret["data"] == {"a": "Yg==", "empty": ""}
 
     # a job from a cronjob carries the whole pod template through protobuf
     await run(kubeconfig, binary, "create", "-n", "via-protobuf", "job", "manual", "--from=cronjob/tick")
-    job = json.loads(await run(kubeconfig, JSON_KUBECTL, "get", "-n", "via-protobuf", "job/manual", "-o", "json"))
+    job = json.loads(await run(kubeconfig, json_kubectl, "get", "-n", "via-protobuf", "job/manual", "-o", "json"))
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["true"]
     assert job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
 
     # every field of a rich pod template, through protobuf, lands as JSON had it
-    await asyncio.to_thread(kubectl, kubeconfig, "apply", "-n", "via-protobuf", "-f", "-", binary=JSON_KUBECTL,
+    await asyncio.to_thread(kubectl, kubeconfig, "apply", "-n", "via-protobuf", "-f", "-", binary=json_kubectl,
                             input=RICH_CRONJOB)
     await run(kubeconfig, binary, "create", "-n", "via-protobuf", "job", "rich-now", "--from=cronjob/rich")
-    cronjob = json.loads(await run(kubeconfig, JSON_KUBECTL, "get", "-n", "via-protobuf", "cronjob/rich", "-o",
+    cronjob = json.loads(await run(kubeconfig, json_kubectl, "get", "-n", "via-protobuf", "cronjob/rich", "-o",
                                    "json"))
-    rich = json.loads(await run(kubeconfig, JSON_KUBECTL, "get", "-n", "via-protobuf", "job/rich-now", "-o", "json"))
+    rich = json.loads(await run(kubeconfig, json_kubectl, "get", "-n", "via-protobuf", "job/rich-now", "-o", "json"))
     want = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert rich["spec"]["template"]["spec"] == want
     assert rich["spec"]["ttlSecondsAfterFinished"] == 0 and rich["spec"]["backoffLimit"] == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from typing import Any
 
 import pytest
@@ -135,7 +134,6 @@ async def test_access_reviews_allow_and_validate_like_upstream(api_server: APISe
         assert no_namespace.value.code == 400 and no_namespace.value.message == "no namespace on request"
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 async def test_kubectl_auth_whoami_and_can_i(api_server: APIServer) -> None:
     kubeconfig = api_server.admin_kubeconfig
     can = await asyncio.to_thread(kubectl, kubeconfig, "auth", "can-i", "delete", "deployments", "-n", "default")
