@@ -19,6 +19,7 @@ from controlplane.api.resources import ResourceType
 from controlplane.api.selectors import LabelSelector, selector_from_spec
 from controlplane.client import Client, Informer
 from controlplane.client.events import EventRecorder
+from controlplane.controllers import stored
 from controlplane.controllers.base import Controller
 
 Obj = dict[str, Any]
@@ -119,6 +120,8 @@ class ReplicaSetController(Controller):
         namespace, name = key.split("/", 1)
         owner = self.owners.get(namespace, name)
         if owner is None or owner["metadata"].get("deletionTimestamp"):
+            return None
+        if stored.refuse(owner, owner.get("spec"), {"replicas": stored.INT32}):
             return None
         uid = owner["metadata"]["uid"]
         selector = self._selector(owner)
