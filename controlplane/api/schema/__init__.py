@@ -17,7 +17,7 @@ from controlplane.api import errors
 from controlplane.api import validation as v
 from controlplane.api.errors import FieldCause
 from controlplane.api.resources import ResourceType
-from controlplane.api.schema import configdata, objectmeta, volumes
+from controlplane.api.schema import configdata, objectmeta, podnames, volumes
 from controlplane.api.schema.check import check, fill_defaults
 
 Obj = dict[str, Any]
@@ -203,6 +203,8 @@ def validate_pod_spec(path: str, spec: Any, *, job_template: bool = False) -> li
             privileged = isinstance(security, dict) and security.get("privileged") is True
             causes += volumes.mount_causes(f"{cpath}.volumeMounts", c.get("volumeMounts"), names, privileged)
             causes += volumes.env_causes(f"{cpath}.env", c.get("env"))
+            causes += podnames.container_causes(cpath, c)
+    causes += podnames.spec_name_causes(path, spec)
     causes += _topology_spread_causes(f"{path}.topologySpreadConstraints", spec.get("topologySpreadConstraints"))
     return causes
 

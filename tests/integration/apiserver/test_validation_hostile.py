@@ -333,3 +333,35 @@ async def test_selectors_inside_objects_are_validated(http: aiohttp.ClientSessio
          'Invalid value: "Near": not a valid selector operator'),
     ]
     assert await absent(http, f"{collection}/sel")
+
+
+# ---------------------------------------------------------------------------- values the node writes down
+
+LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
+             "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+             "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
+
+
+@pytest.mark.parametrize(("change", "field", "message"), [
+    ({"hostname": "web\n10.0.0.1 evil"}, "spec.hostname", f'Invalid value: "web\\n10.0.0.1 evil": {LABEL_MSG}'),
+    ({"subdomain": "a b"}, "spec.subdomain", f'Invalid value: "a b": {LABEL_MSG}'),
+    ({"activeDeadlineSeconds": 0}, "spec.activeDeadlineSeconds",
+     "Invalid value: 0: must be between 1 and 2147483647, inclusive"),
+    ({"containers": [{"name": "c", "image": "busybox:1 "}]}, "spec.containers[0].image",
+     'Invalid value: "busybox:1 ": must not have leading or trailing whitespace'),
+    ({"containers": [{"name": "c", "image": "busybox:1", "resources": {"requests": {"memory": "-1Gi"}}}]},
+     "spec.containers[0].resources.requests[memory]", 'Invalid value: "-1Gi": must be greater than or equal to 0'),
+    ({"containers": [{"name": "c", "image": "busybox:1", "env": [{"name": "A=B"}]}]}, "spec.containers[0].env[0].name",
+     "Invalid value: \"A=B\": a valid environment variable name must consist of alphabetic characters, digits, "
+     "'_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or 'MyEnvName1', "
+     "regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')"),
+    ({"volumes": [{"name": "Bad_Name", "emptyDir": {}}]}, "spec.volumes[0].name",
+     f'Invalid value: "Bad_Name": {LABEL_MSG}'),
+])
+async def test_pod_values_the_node_uses_are_checked(http: aiohttp.ClientSession, change: dict[str, Any], field: str,
+                                                    message: str) -> None:
+    spec = {"containers": [{"name": "c", "image": "busybox:1"}], **change}
+    status, payload = await send(http, "POST", PODS, {"metadata": {"name": "vals"}, "spec": spec})
+    assert_invalid(status, payload, "Pod", "vals", f"{field}: {message}")
+    assert causes(payload) == [("FieldValueInvalid", field, message)]
+    assert await absent(http, f"{PODS}/vals")
