@@ -50,8 +50,8 @@ def resource_causes(path: str, resources: Any) -> list[FieldCause]:
     if not isinstance(resources, dict):
         return []
     causes: list[FieldCause] = []
-    limits = resources.get("limits") if isinstance(resources.get("limits"), dict) else {}
-    requests = resources.get("requests") if isinstance(resources.get("requests"), dict) else {}
+    limits: dict[str, Any] = resources["limits"] if isinstance(resources.get("limits"), dict) else {}
+    requests: dict[str, Any] = resources["requests"] if isinstance(resources.get("requests"), dict) else {}
     for group, values in (("limits", limits), ("requests", requests)):
         for name, value in values.items():
             amount = _quantity(value)
