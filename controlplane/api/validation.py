@@ -11,6 +11,7 @@ same bodies as upstream's field.Error (`Invalid value: "x": <detail>`).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -163,6 +164,33 @@ def is_env_var_name(value: str) -> list[str]:
     if not _full(_ENV_VAR, value):
         errs.append(regex_error(_ENV_VAR_MSG, _ENV_VAR_FMT, "my.env-name", "MY_ENV.NAME", "MyEnvName1"))
     return errs + _chdir_prefix(value)
+
+
+def is_valid_ip(value: str) -> list[str]:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
+    return []
+
+
+def non_special_ip(value: str) -> list[str]:
+    """Upstream's ValidateNonSpecialIP: addresses a Service may not claim (they would capture node traffic)."""
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return ["must be a valid IP address"]
+    errs = []
+    if ip.is_unspecified:
+        errs.append(f"may not be unspecified ({value})")
+    if ip.is_loopback:
+        errs.append("may not be in the loopback range (127.0.0.0/8, ::1/128)")
+    link_local_multicast = ipaddress.ip_network("224.0.0.0/24" if ip.version == 4 else "ff02::/16")
+    if ip.is_link_local and not ip.is_multicast:
+        errs.append("may not be in the link-local range (169.254.0.0/16, fe80::/10)")
+    if ip in link_local_multicast:
+        errs.append("may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)")
+    return errs
 
 
 def is_valid_port_num(port: int) -> list[str]:

@@ -318,6 +318,11 @@ def _validate_service(spec: Any) -> list[FieldCause]:
         if port.get("protocol", "TCP") not in ("TCP", "UDP", "SCTP"):
             causes.append(FieldCause(f"spec.ports[{i}].protocol", f'Unsupported value: "{port.get("protocol")}"',
                                      "FieldValueNotSupported"))
+    external = spec.get("externalIPs")
+    for i, ip in enumerate(external if isinstance(external, list) else []):
+        at = f"spec.externalIPs[{i}]"
+        found = v.is_valid_ip(str(ip)) or v.non_special_ip(str(ip))
+        causes += [v.invalid(at, ip, msg) for msg in found]
     if spec.get("sessionAffinity", "None") not in ("None", "ClientIP"):
         causes.append(FieldCause("spec.sessionAffinity", f'Unsupported value: "{spec.get("sessionAffinity")}": '
                                  'supported values: "ClientIP", "None"', "FieldValueNotSupported"))

@@ -365,3 +365,17 @@ async def test_pod_values_the_node_uses_are_checked(http: aiohttp.ClientSession,
     assert_invalid(status, payload, "Pod", "vals", f"{field}: {message}")
     assert causes(payload) == [("FieldValueInvalid", field, message)]
     assert await absent(http, f"{PODS}/vals")
+
+
+@pytest.mark.parametrize(("ip", "message"), [
+    ("not-an-ip", "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"),
+    ("0.0.0.0", "may not be unspecified (0.0.0.0)"),
+    ("127.0.0.1", "may not be in the loopback range (127.0.0.0/8, ::1/128)"),
+    ("169.254.169.254", "may not be in the link-local range (169.254.0.0/16, fe80::/10)"),
+])
+async def test_service_external_ips_may_not_capture_node_traffic(http: aiohttp.ClientSession, ip: str,
+                                                                 message: str) -> None:
+    body = {"metadata": {"name": "ext"}, "spec": {"ports": [{"port": 80}], "externalIPs": [ip]}}
+    status, payload = await send(http, "POST", "/api/v1/namespaces/default/services", body)
+    assert_invalid(status, payload, "Service", "ext", f'spec.externalIPs[0]: Invalid value: "{ip}": {message}')
+    assert await absent(http, "/api/v1/namespaces/default/services/ext")
