@@ -16,7 +16,7 @@ from typing import Any
 from controlplane.api import meta, resources
 from controlplane.api.errors import StatusError
 from controlplane.api.resources import ResourceType
-from controlplane.api.selectors import LabelSelector, selector_from_spec
+from controlplane.api.selectors import LabelSelector
 from controlplane.client import Client, Informer
 from controlplane.client.events import EventRecorder
 from controlplane.controllers import stored
@@ -113,8 +113,8 @@ class ReplicaSetController(Controller):
     def _selector(self, owner: Obj) -> LabelSelector:
         selector = (owner.get("spec") or {}).get("selector")
         if self.rt is resources.REPLICATIONCONTROLLERS:
-            return selector_from_spec({"matchLabels": selector or {}})
-        return selector_from_spec(selector)
+            return stored.selector({"matchLabels": selector or {}})
+        return stored.selector(selector)
 
     async def sync(self, key: str) -> float | None:
         namespace, name = key.split("/", 1)
@@ -125,6 +125,8 @@ class ReplicaSetController(Controller):
             return None
         uid = owner["metadata"]["uid"]
         selector = self._selector(owner)
+        if selector.nothing:
+            return None  # no selector, or one that does not parse: upstream skips such an owner
         owned: list[Obj] = []
         for pod in self.pods.list(namespace):
             ref = meta.controller_of(pod)

@@ -5,13 +5,18 @@ written before that (or straight into the store) may still hold one. A
 controller that trusted it would try to create 2^63 pods, or crash every sync
 serializing it back. Upstream cannot meet such a value (its Go structs could
 not decode it), so the only safe answer is the one chosen here: leave the
-object alone, say why once per sync in the log, and do not retry it.
+object alone, say why once per sync in the log, and do not retry it. A stored
+selector that does not parse (a bad operator) selects nothing, as upstream's
+controllers skip an owner whose LabelSelectorAsSelector fails.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+
+from controlplane.api.errors import StatusError
+from controlplane.api.selectors import NOTHING, LabelSelector, selector_from_spec
 
 INT32 = (-(2 ** 31), 2 ** 31 - 1)
 INT64 = (-(2 ** 63), 2 ** 63 - 1)
@@ -43,3 +48,12 @@ def refuse(obj: dict[str, Any], spec: Any, fields: dict[str, tuple[int, int]]) -
                     md.get("namespace", ""), md.get("name", ""), ", spec.".join(bad),
                     ", ".join(repr(spec.get(b)) for b in bad))
     return bool(bad)
+
+
+def selector(spec_selector: Any) -> LabelSelector:
+    """`spec.selector` of a stored owner as a matcher; one that does not parse matches nothing."""
+    try:
+        return selector_from_spec(spec_selector)
+    except (StatusError, KeyError, TypeError, AttributeError):
+        log.warning("stored selector %r does not parse: it selects nothing", spec_selector)
+        return NOTHING

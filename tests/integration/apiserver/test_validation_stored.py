@@ -2,8 +2,9 @@
 
 A ReplicaSet and a Deployment whose `replicas` no Go struct could hold are put
 straight into the store, as an older server would have left them. The real
-controllers must neither create pods for them nor crash on them: a valid
-ReplicaSet created afterwards still gets its pod.
+controllers must neither create pods for them nor crash on them (nor on a
+stored selector with an operator that does not exist): a valid ReplicaSet
+created afterwards still gets its pod.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ async def test_stored_replicas_beyond_int32_create_nothing(api_server: APIServer
     for name, replicas in (("huge", 2 ** 63), ("wider", 2 ** 64), ("frac", 2.5)):
         await _put_raw(api_server, resources.REPLICASETS, name, {
             "replicas": replicas, "selector": {"matchLabels": {"app": name}}, "template": _template(name)})
+    await _put_raw(api_server, resources.REPLICASETS, "badsel", {
+        "replicas": 1, "selector": {"matchExpressions": [{"key": "app", "operator": "Near", "values": ["x"]}]},
+        "template": _template("badsel")})
     await _put_raw(api_server, resources.DEPLOYMENTS, "dhuge", {
         "replicas": 2 ** 40, "selector": {"matchLabels": {"app": "dhuge"}}, "template": _template("dhuge")})
     await controllers.create(resources.REPLICASETS, {
@@ -69,7 +73,7 @@ async def test_stored_replicas_beyond_int32_create_nothing(api_server: APIServer
     pods = (await controllers.list(resources.PODS, "default"))["items"]
     assert {(p["metadata"].get("labels") or {}).get("app") for p in pods} == {"fine"}
     sets = (await controllers.list(resources.REPLICASETS, "default"))["items"]
-    assert sorted(s["metadata"]["name"] for s in sets) == ["fine", "frac", "huge", "wider"]
+    assert sorted(s["metadata"]["name"] for s in sets) == ["badsel", "fine", "frac", "huge", "wider"]
 
 
 def test_bad_integers_names_every_field_out_of_range() -> None:
