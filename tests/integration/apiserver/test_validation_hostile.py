@@ -107,6 +107,18 @@ async def test_secret_keys_are_checked_in_data_and_string_data(http: aiohttp.Cli
     assert await absent(http, f"{SECRETS}/s")
 
 
+async def test_string_data_is_merged_into_data_and_not_stored(http: aiohttp.ClientSession) -> None:
+    body = {"metadata": {"name": "merged"}, "data": {"a": "eA==", "b": "eQ=="}, "stringData": {"a": "hello"}}
+    status, created = await send(http, "POST", SECRETS, body)
+    assert status == 201, created
+    assert created["data"] == {"a": base64.b64encode(b"hello").decode(), "b": "eQ=="}
+    assert "stringData" not in created
+    created["stringData"] = {"c": "more"}
+    status, updated = await send(http, "PUT", f"{SECRETS}/merged", created)
+    assert status == 200, updated
+    assert updated["data"]["c"] == base64.b64encode(b"more").decode() and "stringData" not in updated
+
+
 async def test_a_valid_config_map_is_still_stored(http: aiohttp.ClientSession) -> None:
     body = {"metadata": {"name": "fine", "annotations": {"example.com/Note": "x"}},
             "data": {"key.name": "a", "KEY_NAME": "b", "key-name": "c", ".dotfile": "d"}}
