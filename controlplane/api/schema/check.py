@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from controlplane.api.quantity import parse_quantity
 from controlplane.api.resources import ResourceType
-from controlplane.api.schema.build import REF_PREFIX, Schema
+from controlplane.api.schema.build import QUANTITY, REF_PREFIX, Schema
 from controlplane.api.schema.types import definition_name, definitions
 
 
@@ -80,6 +82,25 @@ def _go_type(schema: Schema) -> str:
     return "interface {}"
 
 
+# Upstream's resource.ParseQuantity errors (ErrFormatWrong, ErrSuffix), returned by Quantity's own decoder.
+QUANTITY_FORMAT = re.compile(r"[+-]?[0-9.]+[eEinumkKMGTP]*[-+]?[0-9]*")
+QUANTITY_FORMAT_ERROR = ("quantities must match the regular expression "
+                         "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+QUANTITY_SUFFIX_ERROR = "unable to parse quantity's suffix"
+
+
+def quantity_error(text: str) -> str:
+    """Why upstream's ParseQuantity refuses `text`, or "" when it parses."""
+    text = text.strip()
+    if not QUANTITY_FORMAT.fullmatch(text):
+        return QUANTITY_FORMAT_ERROR
+    try:
+        parse_quantity(text)
+    except (ValueError, ArithmeticError, KeyError):
+        return QUANTITY_SUFFIX_ERROR
+    return ""
+
+
 _INT_BOUNDS = {"int32": (-(2 ** 31), 2 ** 31 - 1), "int64": (-(2 ** 63), 2 ** 63 - 1)}
 _INT32: Schema = {"type": "integer", "format": "int32"}
 
@@ -121,8 +142,8 @@ def _matches(schema: Schema, value: Any) -> bool:
 class _Node:
     """One schema compiled for walking: resolved refs, precomputed Go type name, children by field."""
 
-    __slots__ = ("child", "defaults", "go_type", "int_or_string", "integer", "no_bool", "open", "props", "schema",
-                 "shape", "struct", "types")
+    __slots__ = ("child", "defaults", "go_type", "int_or_string", "integer", "no_bool", "open", "props", "quantity",
+                 "schema", "shape", "struct", "types")
 
     def __init__(self, schema: Schema, go_type: str) -> None:
         self.schema = schema
@@ -134,6 +155,7 @@ class _Node:
         self.struct = ""
         self.integer = schema.get("type") == "integer"
         self.int_or_string = schema.get("format") == "int-or-string"
+        self.quantity = False  # set by _compile for the Quantity definition: its strings are parsed too
         self.open = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
         # A fast pre-check: values of these Python types (bool excepted when no_bool) always match. Integers
         # have none: every one is checked against its width.
@@ -172,6 +194,8 @@ def _compile(schema: Schema, memo: dict[str, _Node]) -> _Node:
     if name:
         memo[name] = node  # before the children: a definition may (indirectly) contain itself
         node.struct = name.rsplit(".", 1)[-1]
+        if name == QUANTITY:
+            node.quantity, node.types = True, ()
     kind = resolved.get("type")
     if node.open:
         return node
@@ -215,6 +239,11 @@ class _Walker:
             return  # JSON null decodes to the zero value everywhere
         if not node.accepts(value):
             self._type_error(node, value, struct)
+            return
+        if node.quantity:
+            error = quantity_error(value) if isinstance(value, str) else ""
+            if error:
+                self.found.type_errors.append(error)
             return
         if node.shape == "object":
             props = node.props

@@ -391,3 +391,16 @@ async def test_service_external_ips_may_not_capture_node_traffic(http: aiohttp.C
     status, payload = await send(http, "POST", "/api/v1/namespaces/default/services", body)
     assert_invalid(status, payload, "Service", "ext", f'spec.externalIPs[0]: Invalid value: "{ip}": {message}')
     assert await absent(http, "/api/v1/namespaces/default/services/ext")
+
+
+@pytest.mark.parametrize(("quantity", "error"), [
+    ("abc", "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
+    ("1Gb", "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"),
+    ("1mi", "unable to parse quantity's suffix"),
+])
+async def test_malformed_quantities_are_a_bad_request(http: aiohttp.ClientSession, quantity: str, error: str) -> None:
+    spec = {"containers": [{"name": "c", "image": "busybox:1", "resources": {"limits": {"memory": quantity}}}]}
+    status, payload = await send(http, "POST", PODS, {"metadata": {"name": "q"}, "spec": spec})
+    assert status == 400 and payload["reason"] == "BadRequest"
+    assert payload["message"] == f'Pod in version "v1" cannot be handled as a Pod: {error}'
+    assert await absent(http, f"{PODS}/q")
