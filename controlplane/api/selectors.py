@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from controlplane.api import validation
 from controlplane.api.errors import StatusError, bad_request
 
 _KEY = r"[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?"
@@ -78,6 +79,35 @@ def _split_terms(text: str) -> list[str]:
     return [t for t in terms if t.strip()]
 
 
+def _requirement_errors(requirement: Requirement, exact: bool) -> list[str]:
+    """Upstream's NewRequirement checks, worded as its field errors (the path is relative: `key`, `values`)."""
+    errs = []
+    key_msgs = validation.is_qualified_name(requirement.key)
+    if key_msgs:
+        errs.append(f"key: Invalid value: {validation.go_quote(requirement.key)}: {'; '.join(key_msgs)}")
+    values = list(requirement.values)
+    if exact and len(values) != 1:
+        errs.append(f"values: Invalid value: {validation.go_value(values)}: exact-match compatibility requires "
+                    "one single value")
+    elif requirement.operator in ("In", "NotIn") and not values:
+        errs.append(f"values: Invalid value: {validation.go_value(values)}: for 'in', 'notin' operators, values "
+                    "set can't be empty")
+    for i, value in enumerate(values):
+        msgs = validation.is_valid_label_value(value)
+        if msgs:
+            errs.append(f"values[{i}][{requirement.key}]: Invalid value: {validation.go_quote(value)}: "
+                        f"{'; '.join(msgs)}")
+    return errs
+
+
+def _checked(requirement: Requirement, exact: bool = False) -> Requirement:
+    errs = _requirement_errors(requirement, exact)
+    if errs:
+        detail = errs[0] if len(errs) == 1 else "[" + ", ".join(errs) + "]"
+        raise bad_request(f"unable to parse requirement: {detail}")
+    return requirement
+
+
 def parse_label_selector(text: str | None) -> LabelSelector:
     """Parse `app=web,tier!=db,env in (a,b),!legacy`; a bad one is a 400 BadRequest."""
     if not text or not text.strip():
@@ -85,12 +115,13 @@ def parse_label_selector(text: str | None) -> LabelSelector:
     requirements = []
     for term in _split_terms(text):
         if m := _SET_RE.match(term):
-            values = tuple(v.strip() for v in m["values"].split(",") if v.strip())
-            requirements.append(Requirement(m["key"], "In" if m["op"] == "in" else "NotIn", values))
+            values = tuple(sorted({v.strip() for v in m["values"].split(",") if v.strip()}))  # a set, as upstream
+            requirements.append(_checked(Requirement(m["key"], "In" if m["op"] == "in" else "NotIn", values)))
         elif m := _CMP_RE.match(term):
-            requirements.append(Requirement(m["key"], "NotIn" if m["op"] == "!=" else "In", (m["value"],)))
+            requirements.append(_checked(Requirement(m["key"], "NotIn" if m["op"] == "!=" else "In", (m["value"],)),
+                                         exact=True))
         elif m := _EXISTS_RE.match(term):
-            requirements.append(Requirement(m["key"], "DoesNotExist" if m["neg"] else "Exists"))
+            requirements.append(_checked(Requirement(m["key"], "DoesNotExist" if m["neg"] else "Exists")))
         else:
             raise bad_request(f"unable to parse requirement: found '{term.strip()}', expected: "
                               f"'=', '!=', '==', 'in', notin'")

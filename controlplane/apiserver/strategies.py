@@ -8,12 +8,13 @@ policies, namespace termination, and Service address allocation.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 from typing import Any
 
 from controlplane.api import errors, schema
-from controlplane.api.resources import DAEMONSETS, NAMESPACES, PODS, SERVICES, ResourceType
+from controlplane.api.resources import DAEMONSETS, NAMESPACES, PODS, SECRETS, SERVICES, ResourceType
 from controlplane.apiserver.allocators import ServiceAllocator
 from controlplane.storage.interface import KeyNotFoundError, Store
 
@@ -54,6 +55,8 @@ class Strategies:
             obj["status"] = {"phase": "Active"}
         elif _has_status_subresource(rt) and rt.kind not in ("Node", "Service"):
             obj["status"] = {}
+        if rt is SECRETS:
+            _merge_string_data(obj)
         schema.apply_defaults(rt, obj)
         if rt is DAEMONSETS:
             md.setdefault("annotations", {})[DAEMONSET_TEMPLATE_GENERATION] = "1"
@@ -128,6 +131,8 @@ class Strategies:
             new["status"] = old.get("status", {})
             if subresource != "finalize":
                 new.setdefault("spec", {})["finalizers"] = (old.get("spec") or {}).get("finalizers", [])
+        if rt is SECRETS:
+            _merge_string_data(new)
         schema.apply_defaults(rt, new)
         if rt is SERVICES and _addressing(new) != _addressing(old):
             # A new type or port gets (and is checked for) its addresses.
@@ -202,6 +207,18 @@ class Strategies:
             md["finalizers"] = finalizers
             return obj
         return None
+
+
+def _merge_string_data(secret: Obj) -> None:
+    """Upstream's Secret conversion: `stringData` is write-only, merged into `data` (its keys win), never stored."""
+    strings = secret.pop("stringData", None)
+    if not isinstance(strings, dict) or not strings:
+        return
+    data = secret.get("data")
+    if not isinstance(data, dict):
+        data = secret["data"] = {}
+    for key, value in strings.items():
+        data[key] = base64.b64encode(str(value).encode()).decode()
 
 
 def _addressing(svc: Obj) -> tuple[Any, ...]:

@@ -21,6 +21,7 @@ from controlplane.api import meta, resources
 from controlplane.api.errors import StatusError
 from controlplane.client import Client, Informer
 from controlplane.client.events import EventRecorder
+from controlplane.controllers import stored
 from controlplane.controllers.base import Controller, delete_if_present
 
 Obj = dict[str, Any]
@@ -120,6 +121,9 @@ class DeploymentController(Controller):
         if deploy is None or deploy["metadata"].get("deletionTimestamp"):
             return None
         spec = deploy.get("spec") or {}
+        if stored.refuse(deploy, spec, {"replicas": stored.INT32, "revisionHistoryLimit": stored.INT32,
+                                        "minReadySeconds": stored.INT32, "progressDeadlineSeconds": stored.INT32}):
+            return None
         owned = self._owned(deploy)
         template = spec.get("template") or {}
         new_rs = next((rs for rs in owned if _template_without_hash(rs) == template), None)

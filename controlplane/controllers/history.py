@@ -27,8 +27,8 @@ import orjson
 
 from controlplane.api import meta, resources
 from controlplane.api.errors import StatusError
-from controlplane.api.selectors import selector_from_spec
 from controlplane.client import Client, Informer
+from controlplane.controllers import stored
 from controlplane.controllers.base import delete_if_present
 from controlplane.controllers.deployment import template_hash
 
@@ -141,7 +141,7 @@ class RevisionHistory:
 
     async def _adopt_orphans(self, owner: Obj) -> list[Obj]:
         """Revisions without a controller that the set's selector matches become the set's (as upstream claims)."""
-        selector = selector_from_spec((owner.get("spec") or {}).get("selector"))
+        selector = stored.selector((owner.get("spec") or {}).get("selector"))
         adopted = []
         for rev in self.informer.list(owner["metadata"]["namespace"]):
             md = rev["metadata"]

@@ -17,6 +17,7 @@ from typing import Any
 from controlplane.api import meta, resources
 from controlplane.client import Client, Informer
 from controlplane.client.events import EventRecorder
+from controlplane.controllers import stored
 from controlplane.controllers.base import Controller, delete_if_present
 from controlplane.controllers.replicaset import Expectations
 
@@ -59,6 +60,9 @@ class JobController(Controller):
         if job is None or job["metadata"].get("deletionTimestamp"):
             return None
         spec, status = job.get("spec") or {}, dict(job.get("status") or {})
+        if stored.refuse(job, spec, {"parallelism": stored.INT32, "completions": stored.INT32,
+                                     "backoffLimit": stored.INT32, "activeDeadlineSeconds": stored.INT64}):
+            return None
         uid = job["metadata"]["uid"]
         pods = [p for p in self.pods.list(namespace) if (meta.controller_of(p) or {}).get("uid") == uid]
         now = dt.datetime.now(dt.UTC)

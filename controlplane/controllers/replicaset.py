@@ -16,9 +16,10 @@ from typing import Any
 from controlplane.api import meta, resources
 from controlplane.api.errors import StatusError
 from controlplane.api.resources import ResourceType
-from controlplane.api.selectors import LabelSelector, selector_from_spec
+from controlplane.api.selectors import LabelSelector
 from controlplane.client import Client, Informer
 from controlplane.client.events import EventRecorder
+from controlplane.controllers import stored
 from controlplane.controllers.base import Controller
 
 Obj = dict[str, Any]
@@ -112,16 +113,20 @@ class ReplicaSetController(Controller):
     def _selector(self, owner: Obj) -> LabelSelector:
         selector = (owner.get("spec") or {}).get("selector")
         if self.rt is resources.REPLICATIONCONTROLLERS:
-            return selector_from_spec({"matchLabels": selector or {}})
-        return selector_from_spec(selector)
+            return stored.selector({"matchLabels": selector or {}})
+        return stored.selector(selector)
 
     async def sync(self, key: str) -> float | None:
         namespace, name = key.split("/", 1)
         owner = self.owners.get(namespace, name)
         if owner is None or owner["metadata"].get("deletionTimestamp"):
             return None
+        if stored.refuse(owner, owner.get("spec"), {"replicas": stored.INT32}):
+            return None
         uid = owner["metadata"]["uid"]
         selector = self._selector(owner)
+        if selector.nothing:
+            return None  # no selector, or one that does not parse: upstream skips such an owner
         owned: list[Obj] = []
         for pod in self.pods.list(namespace):
             ref = meta.controller_of(pod)

@@ -25,6 +25,7 @@ from controlplane.api import meta, resources
 from controlplane.api.errors import StatusError
 from controlplane.client import Client, Informer
 from controlplane.client.events import EventRecorder
+from controlplane.controllers import stored
 from controlplane.controllers.base import Controller, delete_if_present
 from controlplane.controllers.history import HASH_LABEL, RevisionHistory, Revisions, template_of
 
@@ -67,6 +68,8 @@ class StatefulSetController(Controller):
         if sts is None or sts["metadata"].get("deletionTimestamp"):
             return None
         spec = sts.get("spec") or {}
+        if stored.refuse(sts, spec, {"replicas": stored.INT32}):
+            return None
         replicas = int(spec.get("replicas", 1))
         ordered = spec.get("podManagementPolicy", "OrderedReady") == "OrderedReady"
         history = await self.history.sync(sts)

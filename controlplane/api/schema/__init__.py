@@ -11,30 +11,21 @@ Pod templates are defaulted and validated the same way wherever they appear
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from controlplane.api import errors
+from controlplane.api import validation as v
 from controlplane.api.errors import FieldCause
 from controlplane.api.resources import ResourceType
+from controlplane.api.schema import configdata, objectmeta, podnames, volumes
 from controlplane.api.schema.check import check, fill_defaults
 
 Obj = dict[str, Any]
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+# Upstream's messages, kept importable from here for the callers that word their own causes.
+SUBDOMAIN_MSG = v.SUBDOMAIN_MSG
+LABEL_MSG = v.LABEL_MSG
 
-SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
-                 "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
-                 "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
-LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must "
-             "start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for "
-             "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
-
-# Kinds whose names must be DNS-1123 labels rather than subdomains (upstream).
-_LABEL_NAMED = {"Namespace", "Service"}
 _TEMPLATE_KINDS = {"Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "ReplicationController"}
 
 
@@ -143,53 +134,6 @@ def _default_service(spec: Obj) -> None:
 
 # ---------------------------------------------------------------------------- validation
 
-def _name_causes(kind: str, obj: Obj, namespaced: bool) -> list[FieldCause]:
-    md = obj.get("metadata")
-    if not isinstance(md, dict):
-        return [FieldCause("metadata", "Required value", "FieldValueRequired")]
-    causes = []
-    name = md.get("name")
-    if not name:
-        causes.append(FieldCause("metadata.name", "Required value: name or generateName is required",
-                                 "FieldValueRequired"))
-    elif not isinstance(name, str):
-        causes.append(FieldCause("metadata.name", f"Invalid value: {name!r}: must be a string"))
-    elif kind in _LABEL_NAMED:
-        if len(name) > 63 or not DNS1123_LABEL.match(name):
-            causes.append(FieldCause("metadata.name", f'Invalid value: "{name}": {LABEL_MSG}'))
-    elif len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
-        causes.append(FieldCause("metadata.name", f'Invalid value: "{name}": {SUBDOMAIN_MSG}'))
-    causes += _label_causes("metadata.labels", md.get("labels"))
-    annotations = md.get("annotations")
-    if annotations is not None and not isinstance(annotations, dict):
-        causes.append(FieldCause("metadata.annotations", "Invalid value: must be a map of strings"))
-    elif annotations:
-        for key, value in annotations.items():
-            if not isinstance(value, str):
-                causes.append(FieldCause(f"metadata.annotations[{key}]", "Invalid value: must be a string"))
-    return causes
-
-
-def _label_causes(path: str, labels: Any) -> list[FieldCause]:
-    if labels is None:
-        return []
-    if not isinstance(labels, dict):
-        return [FieldCause(path, "Invalid value: must be a map of strings")]
-    causes = []
-    for key, value in labels.items():
-        prefix, _, name = key.rpartition("/")
-        if (prefix and not DNS1123_SUBDOMAIN.match(prefix)) or not name or len(name) > 63 \
-                or not QUALIFIED_NAME.match(name):
-            causes.append(FieldCause(path, f'Invalid value: "{key}": name part must consist of alphanumeric '
-                                     "characters, '-', '_' or '.', and must start and end with an alphanumeric "
-                                     "character"))
-        if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.match(value):
-            causes.append(FieldCause(f"{path}", f'Invalid value: "{value}": a valid label must be an empty string '
-                                     "or consist of alphanumeric characters, '-', '_' or '.', and must start "
-                                     "and end with an alphanumeric character"))
-    return causes
-
-
 def _port_causes(path: str, value: Any, required: bool = True) -> list[FieldCause]:
     if value is None:
         return [FieldCause(path, "Required value", "FieldValueRequired")] if required else []
@@ -219,8 +163,8 @@ def validate_pod_spec(path: str, spec: Any, *, job_template: bool = False) -> li
             name = c.get("name")
             if not name:
                 causes.append(FieldCause(f"{cpath}.name", "Required value", "FieldValueRequired"))
-            elif not isinstance(name, str) or len(name) > 63 or not DNS1123_LABEL.match(name):
-                causes.append(FieldCause(f"{cpath}.name", f'Invalid value: "{name}": {LABEL_MSG}'))
+            elif not isinstance(name, str) or v.is_dns1123_label(name):
+                causes += [v.invalid(f"{cpath}.name", name, msg) for msg in v.is_dns1123_label(str(name))]
             elif name in seen:
                 causes.append(FieldCause(f"{cpath}.name", f'Duplicate value: "{name}"', "FieldValueDuplicate"))
             else:
@@ -247,21 +191,20 @@ def validate_pod_spec(path: str, spec: Any, *, job_template: bool = False) -> li
         supported = ", ".join(f'"{a}"' for a in allowed)
         causes.append(FieldCause(f"{path}.restartPolicy", f'Unsupported value: "{restart}": supported values: '
                                  f"{supported}", "FieldValueNotSupported"))
-    volumes: set[str] = set()
-    for i, vol in enumerate(spec.get("volumes") or []):
-        name = vol.get("name") if isinstance(vol, dict) else None
-        if not name:
-            causes.append(FieldCause(f"{path}.volumes[{i}].name", "Required value", "FieldValueRequired"))
-        elif name in volumes:
-            causes.append(FieldCause(f"{path}.volumes[{i}].name", f'Duplicate value: "{name}"',
-                                     "FieldValueDuplicate"))
-        volumes.add(str(name))
+    volume_causes, names = volumes.volume_causes(f"{path}.volumes", spec.get("volumes"))
+    causes += volume_causes
     for group in ("initContainers", "containers"):
-        for i, c in enumerate(spec.get(group) or []):
-            for j, mount in enumerate((c.get("volumeMounts") or []) if isinstance(c, dict) else []):
-                if mount.get("name") not in volumes:
-                    causes.append(FieldCause(f"{path}.{group}[{i}].volumeMounts[{j}].name",
-                                             f'Not found: "{mount.get("name")}"', "FieldValueNotFound"))
+        items = spec.get(group)
+        for i, c in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(c, dict):
+                continue
+            cpath = f"{path}.{group}[{i}]"
+            security = c.get("securityContext")
+            privileged = isinstance(security, dict) and security.get("privileged") is True
+            causes += volumes.mount_causes(f"{cpath}.volumeMounts", c.get("volumeMounts"), names, privileged)
+            causes += volumes.env_causes(f"{cpath}.env", c.get("env"))
+            causes += podnames.container_causes(cpath, c)
+    causes += podnames.spec_name_causes(path, spec)
     causes += _topology_spread_causes(f"{path}.topologySpreadConstraints", spec.get("topologySpreadConstraints"))
     return causes
 
@@ -310,7 +253,7 @@ def _topology_spread_causes(path: str, constraints: Any) -> list[FieldCause]:
             e.get("key") for e in selector.get("matchExpressions") or [] if isinstance(e, dict)}
         for j, key in enumerate(c.get("matchLabelKeys") or []):
             causes += [FieldCause(f"{at}.matchLabelKeys[{j}]", cause.message)
-                       for cause in _label_causes("", {str(key): ""})]
+                       for cause in objectmeta.label_causes("", {str(key): ""})]
             if key in selector_keys:
                 causes.append(FieldCause(f"{at}.matchLabelKeys[{j}]",
                                          f'Invalid value: "{key}": exists in both matchLabelKeys and labelSelector'))
@@ -325,6 +268,12 @@ def _validate_selector_template(spec: Obj, *, equality: bool = False) -> list[Fi
     if not selector:
         return [FieldCause("spec.selector", "Required value", "FieldValueRequired")]
     labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if equality:
+        causes = objectmeta.label_causes("spec.selector", selector)
+    else:
+        causes = objectmeta.label_selector_causes("spec.selector", selector)
+    if causes:
+        return causes
     try:
         matcher = selector_from_spec({"matchLabels": selector} if equality else selector)
     except Exception as exc:  # a bad operator
@@ -337,10 +286,19 @@ def _validate_selector_template(spec: Obj, *, equality: bool = False) -> list[Fi
     return causes
 
 
+def _template_meta_causes(path: str, template: Any) -> list[FieldCause]:
+    """The labels and annotations of a pod template (upstream's ValidatePodTemplateSpec)."""
+    md = template.get("metadata") if isinstance(template, dict) else None
+    if not isinstance(md, dict):
+        return []
+    return (objectmeta.label_causes(f"{path}.metadata.labels", md.get("labels")) +
+            objectmeta.annotation_causes(f"{path}.metadata.annotations", md.get("annotations")))
+
+
 def _validate_service(spec: Any) -> list[FieldCause]:
     if not isinstance(spec, dict):
         return [FieldCause("spec", "Required value", "FieldValueRequired")]
-    causes: list[FieldCause] = []
+    causes: list[FieldCause] = objectmeta.label_causes("spec.selector", spec.get("selector"))
     svc_type = spec.get("type", "ClusterIP")
     if svc_type not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
         causes.append(FieldCause("spec.type", f'Unsupported value: "{svc_type}": supported values: "ClusterIP", '
@@ -360,6 +318,11 @@ def _validate_service(spec: Any) -> list[FieldCause]:
         if port.get("protocol", "TCP") not in ("TCP", "UDP", "SCTP"):
             causes.append(FieldCause(f"spec.ports[{i}].protocol", f'Unsupported value: "{port.get("protocol")}"',
                                      "FieldValueNotSupported"))
+    external = spec.get("externalIPs")
+    for i, ip in enumerate(external if isinstance(external, list) else []):
+        at = f"spec.externalIPs[{i}]"
+        found = v.is_valid_ip(str(ip)) or v.non_special_ip(str(ip))
+        causes += [v.invalid(at, ip, msg) for msg in found]
     if spec.get("sessionAffinity", "None") not in ("None", "ClientIP"):
         causes.append(FieldCause("spec.sessionAffinity", f'Unsupported value: "{spec.get("sessionAffinity")}": '
                                  'supported values: "ClientIP", "None"', "FieldValueNotSupported"))
@@ -375,7 +338,7 @@ def _immutable(path: str, new: Any, old: Any) -> list[FieldCause]:
 def validate(rt: ResourceType, obj: Obj, old: Obj | None = None) -> list[FieldCause]:
     """Every invalid field of `obj` (and immutable fields changed from `old` on update)."""
     kind = rt.kind
-    causes = _name_causes(kind, obj, rt.namespaced)
+    causes = objectmeta.object_meta_causes(kind, obj)
     spec = obj.get("spec")
     old_spec = (old or {}).get("spec") or {}
     if kind == "Pod":
@@ -401,6 +364,7 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None = None) -> list[FieldCa
         if not isinstance(spec, dict):
             return [*causes, FieldCause("spec", "Required value", "FieldValueRequired")]
         causes += _validate_selector_template(spec)
+        causes += _template_meta_causes("spec.template", spec.get("template"))
         causes += validate_pod_spec("spec.template.spec", (spec.get("template") or {}).get("spec"))
         if isinstance(spec.get("replicas"), int) and spec["replicas"] < 0:
             causes.append(FieldCause("spec.replicas", f"Invalid value: {spec['replicas']}: must be greater than "
@@ -409,10 +373,13 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None = None) -> list[FieldCa
             causes += _immutable("spec.selector", spec.get("selector"), old_spec.get("selector"))
     elif kind == "ReplicationController" and isinstance(spec, dict):
         causes += _validate_selector_template(spec, equality=True)
+        causes += _template_meta_causes("spec.template", spec.get("template"))
         causes += validate_pod_spec("spec.template.spec", (spec.get("template") or {}).get("spec"))
     elif kind == "Job":
         if not isinstance(spec, dict):
             return [*causes, FieldCause("spec", "Required value", "FieldValueRequired")]
+        causes += objectmeta.label_selector_causes("spec.selector", spec.get("selector"))
+        causes += _template_meta_causes("spec.template", spec.get("template"))
         causes += validate_pod_spec("spec.template.spec", (spec.get("template") or {}).get("spec"),
                                     job_template=True)
         if old is not None:
@@ -422,6 +389,7 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None = None) -> list[FieldCa
             causes.append(FieldCause("spec.schedule", "Required value", "FieldValueRequired"))
         else:
             job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+            causes += _template_meta_causes("spec.jobTemplate.spec.template", job_spec.get("template"))
             causes += validate_pod_spec("spec.jobTemplate.spec.template.spec",
                                         (job_spec.get("template") or {}).get("spec"), job_template=True)
     elif kind == "Service":
@@ -435,9 +403,7 @@ def validate(rt: ResourceType, obj: Obj, old: Obj | None = None) -> list[FieldCa
                 if obj.get(field) != old.get(field):
                     causes.append(FieldCause(field, "Forbidden: field is immutable when `immutable` is set",
                                              "FieldValueForbidden"))
-        data = obj.get("data")
-        if data is not None and not isinstance(data, dict):
-            causes.append(FieldCause("data", "Invalid value: must be a map"))
+        causes += configdata.config_map_causes(obj) if kind == "ConfigMap" else configdata.secret_causes(obj)
     return causes
 
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from controlplane.api.quantity import parse_quantity
 from controlplane.api.resources import ResourceType
-from controlplane.api.schema.build import REF_PREFIX, Schema
+from controlplane.api.schema.build import QUANTITY, REF_PREFIX, Schema
 from controlplane.api.schema.types import definition_name, definitions
 
 
@@ -80,8 +82,41 @@ def _go_type(schema: Schema) -> str:
     return "interface {}"
 
 
+# Upstream's resource.ParseQuantity errors (ErrFormatWrong, ErrSuffix), returned by Quantity's own decoder.
+QUANTITY_FORMAT = re.compile(r"[+-]?[0-9.]+[eEinumkKMGTP]*[-+]?[0-9]*")
+QUANTITY_FORMAT_ERROR = ("quantities must match the regular expression "
+                         "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+QUANTITY_SUFFIX_ERROR = "unable to parse quantity's suffix"
+
+
+def quantity_error(text: str) -> str:
+    """Why upstream's ParseQuantity refuses `text`, or "" when it parses."""
+    text = text.strip()
+    if not QUANTITY_FORMAT.fullmatch(text):
+        return QUANTITY_FORMAT_ERROR
+    try:
+        parse_quantity(text)
+    except (ValueError, ArithmeticError, KeyError):
+        return QUANTITY_SUFFIX_ERROR
+    return ""
+
+
+_INT_BOUNDS = {"int32": (-(2 ** 31), 2 ** 31 - 1), "int64": (-(2 ** 63), 2 ** 63 - 1)}
+_INT32: Schema = {"type": "integer", "format": "int32"}
+
+
+def _number_text(value: int | float) -> str:
+    """A number as Go's decoder quotes it (the literal text): an integer literal beyond 64 bits that the JSON
+    decoder turned into a float is shown as the integer it was."""
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 2 ** 53:
+        return str(int(value))
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 def _matches(schema: Schema, value: Any) -> bool:
     """Whether a value has a JSON type the schema accepts (only the top level of the value)."""
+    if schema.get("format") == "int-or-string":
+        return isinstance(value, str) or _matches(_INT32, value)
     if "oneOf" in schema:
         return any(_matches(option, value) for option in schema["oneOf"])
     kind = schema.get("type")
@@ -96,8 +131,9 @@ def _matches(schema: Schema, value: Any) -> bool:
     if kind == "boolean":
         return isinstance(value, bool)
     if kind == "integer":
-        return not isinstance(value, bool) and (isinstance(value, int) or
-                                                (isinstance(value, float) and value.is_integer()))
+        # Go's decoder refuses a fraction (`2.0` too) and a number beyond the field's width.
+        low, high = _INT_BOUNDS.get(str(schema.get("format") or ""), _INT_BOUNDS["int64"])
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
     if kind == "number":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return True
@@ -106,8 +142,8 @@ def _matches(schema: Schema, value: Any) -> bool:
 class _Node:
     """One schema compiled for walking: resolved refs, precomputed Go type name, children by field."""
 
-    __slots__ = ("child", "defaults", "go_type", "integer", "no_bool", "open", "props", "schema", "shape", "struct",
-                 "types")
+    __slots__ = ("child", "defaults", "go_type", "int_or_string", "integer", "no_bool", "open", "props", "quantity",
+                 "schema", "shape", "struct", "types")
 
     def __init__(self, schema: Schema, go_type: str) -> None:
         self.schema = schema
@@ -118,9 +154,16 @@ class _Node:
         self.child: _Node | None = None
         self.struct = ""
         self.integer = schema.get("type") == "integer"
+        self.int_or_string = schema.get("format") == "int-or-string"
+        self.quantity = False  # set by _compile for the Quantity definition: its strings are parsed too
         self.open = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
-        # A fast pre-check: values of these Python types (bool excepted when no_bool) always match.
+        # A fast pre-check: values of these Python types (bool excepted when no_bool) always match. Integers
+        # have none: every one is checked against its width.
         self.types, self.no_bool = _python_types(schema)
+        if self.integer:
+            self.types = ()
+        elif self.int_or_string:
+            self.types = (str,)
 
     def accepts(self, value: Any) -> bool:
         if isinstance(value, self.types) and not (self.no_bool and isinstance(value, bool)):
@@ -151,6 +194,8 @@ def _compile(schema: Schema, memo: dict[str, _Node]) -> _Node:
     if name:
         memo[name] = node  # before the children: a definition may (indirectly) contain itself
         node.struct = name.rsplit(".", 1)[-1]
+        if name == QUANTITY:
+            node.quantity, node.types = True, ()
     kind = resolved.get("type")
     if node.open:
         return node
@@ -195,6 +240,11 @@ class _Walker:
         if not node.accepts(value):
             self._type_error(node, value, struct)
             return
+        if node.quantity:
+            error = quantity_error(value) if isinstance(value, str) else ""
+            if error:
+                self.found.type_errors.append(error)
+            return
         if node.shape == "object":
             props = node.props
             holder = node.struct or struct
@@ -224,8 +274,12 @@ class _Walker:
 
     def _type_error(self, node: _Node, value: Any, struct: str) -> None:
         shown = _json_kind(value)
-        if shown == "number" and node.integer:
-            shown = f"number {value}"
+        if shown == "number" and (node.integer or node.int_or_string):
+            shown = f"number {_number_text(value)}"
+        if node.int_or_string:
+            # IntOrString decodes itself: its error names no struct field.
+            self.found.type_errors.append(f"json: cannot unmarshal {shown} into Go value of type int32")
+            return
         go_path = ".".join(seg for seg in self.path if isinstance(seg, str) and not seg.startswith("["))
         where = f"Go struct field {struct}.{go_path}" if struct and go_path else "Go value"
         self.found.type_errors.append(f"json: cannot unmarshal {shown} into {where} of type {node.go_type}")
