@@ -40,12 +40,19 @@ _EXTRA: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
+# Go bools: a field left out is false, and selects as "false" (upstream formats the struct field).
+_BOOLEANS = ("spec.unschedulable", "spec.hostNetwork")
+
+
 def allowed_fields(rt: ResourceType) -> set[str]:
     return {"metadata.name", "metadata.namespace", *_EXTRA.get((rt.group, rt.plural), ())}
 
 
 def field_set(rt: ResourceType, obj: dict[str, Any]) -> dict[str, str]:
     values = {name: _get(obj, name) for name in allowed_fields(rt)}
+    for name in _BOOLEANS:
+        if values.get(name) == "":
+            values[name] = "false"
     if rt.plural == "events":
         values["source"] = _get(obj, "source.component") or _get(obj, "reportingComponent")
     if rt.plural == "jobs":

@@ -62,6 +62,7 @@ class Client:
         self.server = server.rstrip("/")
         self.unix_socket = unix_socket
         self.token = token
+        self.ca_data = ca_data  # the CA this client trusts for the server (the controllers' default root CA)
         self.timeout = timeout
         self.retries = retries
         # A unix socket carries no TLS: no context to build (loading the system CAs takes ~50 ms).

@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "kube-system/kube-controller-manager Lease")
     add_node_lifecycle_arguments(parser)
     parser.add_argument("--controllers", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
+    parser.add_argument("--root-ca-file", type=Path, help="CA bundle published as kube-root-ca.crt in every "
+                        "namespace (default: the CA the kubeconfig trusts)")
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -31,11 +33,13 @@ async def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"unknown controllers: {', '.join(sorted(unknown))}")
     stop = stop_on_signals()
     async with Client.from_kubeconfig(args.kubeconfig) as client:
+        root_ca = args.root_ca_file.read_bytes() if args.root_ca_file else client.ca_data
         async def work(until: asyncio.Event) -> None:
             await run_controller_manager(client, stop=until, cluster_cidr=args.cluster_cidr,
                                          node_mask=args.node_cidr_mask_size, enabled=enabled,
                                          node_monitor_grace_period=args.node_monitor_grace_period,
-                                         default_toleration_seconds=args.default_not_ready_toleration_seconds)
+                                         default_toleration_seconds=args.default_not_ready_toleration_seconds,
+                                         root_ca=root_ca)
 
         if args.leader_elect:
             return await run_elected(client, "kube-controller-manager", stop, work)

@@ -61,11 +61,13 @@ async def run(args: argparse.Namespace) -> int:
     server = APIServer(apiserver.config_from_args(args))
     await server.start()
     client = server.loopback_client()
+    assert server.pki is not None  # made by start()
     controllers = [
         run_controller_manager(client, stop=stop, cluster_cidr=args.cluster_cidr,
                                node_mask=args.node_cidr_mask_size,
                                node_monitor_grace_period=args.node_monitor_grace_period,
-                               default_toleration_seconds=args.default_not_ready_toleration_seconds),
+                               default_toleration_seconds=args.default_not_ready_toleration_seconds,
+                               root_ca=server.pki.ca_cert.read_bytes()),
         run_scheduler(client, stop=stop),
     ]
     if not args.disable_agent:

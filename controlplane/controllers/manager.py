@@ -23,16 +23,19 @@ from controlplane.controllers.namespace import NamespaceController
 from controlplane.controllers.nodeipam import NodeIPAMController
 from controlplane.controllers.nodelifecycle import NodeLifecycleController
 from controlplane.controllers.replicaset import ReplicaSetController
+from controlplane.controllers.rootca import RootCAPublisher
 from controlplane.controllers.serviceaccount import ServiceAccountController
 from controlplane.controllers.statefulset import StatefulSetController
 
-ALL = ("nodeipam", "nodelifecycle", "namespace", "serviceaccount", "replicaset", "replicationcontroller", "deployment",
+ALL = ("nodeipam", "nodelifecycle", "namespace", "serviceaccount", "root-ca-cert-publisher", "replicaset", "replicationcontroller", "deployment",
        "daemonset", "statefulset", "job", "cronjob", "endpointslice", "garbagecollector")
 
 
 def build(client: Client, *, cluster_cidr: str = "10.244.0.0/16", node_mask: int = 24,
           enabled: tuple[str, ...] = ALL, node_monitor_grace_period: float = 40.0,
-          default_toleration_seconds: float = 300.0) -> list[Controller]:
+          default_toleration_seconds: float = 300.0, root_ca: bytes | None = None) -> list[Controller]:
+    """The enabled controllers; the root CA publisher needs `root_ca` (upstream's --root-ca-file) and is
+    left out without it."""
     shared: dict[str, Informer] = {}
     makers = {
         "nodeipam": lambda: NodeIPAMController(client, cluster_cidr, node_mask),
@@ -44,6 +47,7 @@ def build(client: Client, *, cluster_cidr: str = "10.244.0.0/16", node_mask: int
         "replicationcontroller": lambda: ReplicaSetController(client, shared, resources.REPLICATIONCONTROLLERS),
         "deployment": lambda: DeploymentController(client, shared),
         "serviceaccount": lambda: ServiceAccountController(client, shared),
+        "root-ca-cert-publisher": lambda: RootCAPublisher(client, shared, root_ca or b""),
         "endpointslice": lambda: EndpointsController(client, shared),
         "job": lambda: JobController(client, shared),
         "daemonset": lambda: DaemonSetController(client, shared),
@@ -51,7 +55,8 @@ def build(client: Client, *, cluster_cidr: str = "10.244.0.0/16", node_mask: int
         "statefulset": lambda: StatefulSetController(client, shared),
         "garbagecollector": lambda: GarbageCollector(client, shared),
     }
-    return [makers[name]() for name in ALL if name in enabled]
+    return [makers[name]() for name in ALL
+            if name in enabled and (name != "root-ca-cert-publisher" or root_ca)]
 
 
 def add_node_lifecycle_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,8 +70,8 @@ def add_node_lifecycle_arguments(parser: argparse.ArgumentParser) -> None:
 async def run_controller_manager(client: Client, *, stop: asyncio.Event, cluster_cidr: str = "10.244.0.0/16",
                                  node_mask: int = 24, enabled: tuple[str, ...] = ALL,
                                  node_monitor_grace_period: float = 40.0,
-                                 default_toleration_seconds: float = 300.0) -> None:
+                                 default_toleration_seconds: float = 300.0, root_ca: bytes | None = None) -> None:
     controllers = build(client, cluster_cidr=cluster_cidr, node_mask=node_mask, enabled=enabled,
                         node_monitor_grace_period=node_monitor_grace_period,
-                        default_toleration_seconds=default_toleration_seconds)
+                        default_toleration_seconds=default_toleration_seconds, root_ca=root_ca)
     await asyncio.gather(*(c.run(stop) for c in controllers))
