@@ -10,16 +10,11 @@ upstream refuses — and checks upstream's HTTP code, reason, message and
 from __future__ import annotations
 
 import base64
-import ssl
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
-import yaml
-
-from controlplane.apiserver.server import APIServer
 
 CM = "/api/v1/namespaces/default/configmaps"
 SECRETS = "/api/v1/namespaces/default/secrets"
@@ -31,14 +26,6 @@ CONFIG_KEY_MSG = ("a valid config key must consist of alphanumeric characters, '
                   "or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')")
 
 
-@pytest.fixture
-async def http(api_server: APIServer) -> AsyncIterator[aiohttp.ClientSession]:
-    config = yaml.safe_load(api_server.admin_kubeconfig.read_text())
-    ctx = ssl.create_default_context(cafile=str(api_server.config.data_dir / "pki" / "ca.crt"))
-    session = aiohttp.ClientSession(base_url=api_server.url, connector=aiohttp.TCPConnector(ssl=ctx),
-                                    headers={"Authorization": f"Bearer {config['users'][0]['user']['token']}"})
-    yield session
-    await session.close()
 
 
 async def send(http: aiohttp.ClientSession, method: str, path: str, body: Any,
