@@ -86,10 +86,9 @@ def assert_status(payload: dict[str, Any], code: int, reason: str, message: str,
         assert message in payload["message"], payload["message"]
 
 
-BOMB = (b'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-        + b"".join(b"%s: &%s [%s]\n" % (n, n, b",".join([b"*" + p] * 9)) for p, n in
-                   zip([b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h"], [b"b", b"c", b"d", b"e", b"f", b"g", b"h",
-                                                                         b"i"])))
+_LEVELS = b"abcdefghi"  # the billion-laughs shape: 9 levels, each nine aliases of the one before
+BOMB = b'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + b"".join(
+    b"%c: &%c [%s]\n" % (_LEVELS[i], _LEVELS[i], b",".join([b"*%c" % _LEVELS[i - 1]] * 9)) for i in range(1, 9))
 
 
 # -- encodings -----------------------------------------------------------------------------------------------
