@@ -92,7 +92,9 @@ class HardenedRequestHandler(RequestHandler):
         super().__init__(manager, **kwargs)
         self._gate: _Gate | None = gate
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Give back the pending slot, once (the first request parsed, the handshake failed or the
+        connection closed, whichever comes first)."""
         if self._gate is not None:
             self._gate.release()
             self._gate = None
@@ -100,10 +102,10 @@ class HardenedRequestHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self._gate is not None and self._request_count > 0:
-            self._release()
+            self.release()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._release()
+        self.release()
         super().connection_lost(exc)
 
     def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
@@ -174,11 +176,11 @@ class TLSListener:
             tls = await loop.start_tls(transport, handler, self.ssl_context, server_side=True,
                                        ssl_handshake_timeout=self.limits.handshake_timeout)
         except (OSError, ssl.SSLError, TimeoutError, ConnectionError, asyncio.CancelledError):
-            self.gate.release()
+            handler.release()
             transport.abort()
             return
         if tls is None:  # the transport closed during the handshake
-            self.gate.release()
+            handler.release()
             return
         handler.connection_made(tls)
 

@@ -8,6 +8,7 @@ is a subresource of a namespace, `/api/v1/namespaces/x/pods` a collection).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ def dumps_list(result: Obj, what: str, key: str = "items") -> bytes:
     items = []
     for item in result.get(key) or []:
         try:
-            orjson.dumps(item)
+            orjson.dumps([[item]])  # at the depth it has inside the list
         except orjson.JSONEncodeError as exc:
             md = (item.get("object") or item).get("metadata") or {} if isinstance(item, dict) else {}
             log.error("left %s %s/%s out of a list: it cannot be encoded (%s)", what, md.get("namespace", ""),
@@ -371,6 +372,13 @@ class Handlers:
             await response.write(dumps({"type": "ERROR", "object": exc.to_status()}) + b"\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass
+        except Exception as exc:  # a bug of ours: the 200 stream has started, so it ends with an ERROR event
+            log.exception("watch of %s failed", target.rt.plural)
+            next_event = None
+            with contextlib.suppress(ConnectionResetError):
+                await response.write(dumps({"type": "ERROR", "object": errors.internal_error(
+                    f"an error on the server ({type(exc).__name__}) has prevented the request from succeeding")
+                    .to_status()}) + b"\n")
         finally:
             if next_event is not None:
                 next_event.cancel()
