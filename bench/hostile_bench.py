@@ -5,8 +5,8 @@ on loopback. During each attack another client polls /readyz back to back; each 
 RSS before and after the attack and that client's worst and p99 /readyz latency. Everything is bounded
 in count and time and goes to 127.0.0.1 only.
 
-Attacks: slowloris (connections trickling their headers), a handshake flood (waves of TCP connections
-that never send a TLS ClientHello), slow bodies, 200 concurrent clients listing, large YAML bodies, and
+Attacks: slowloris (connections trickling their headers), handshake floods (waves of TCP connections
+that never send a TLS ClientHello, or only its first bytes), slow bodies, 200 concurrent clients listing, large YAML bodies, and
 YAML alias bombs.
 
     .venv/bin/python bench/hostile_bench.py [--waves 8] [--wave-size 1000] [--slowloris 200] [--clients 200]
@@ -131,17 +131,25 @@ async def slowloris(target: Target, count: int, limit: float) -> dict[str, Any]:
     return {"connections": count, "cut_by_server": len(cut), "cut_after_s_max": round(max(cut, default=0), 1)}
 
 
-async def handshake_flood(target: Target, waves: int, size: int, hold: float) -> dict[str, Any]:
-    """Waves of `size` TCP connections that never start TLS, each held `hold` seconds."""
+CLIENT_HELLO_START = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"  # a record and handshake header, no more
+
+
+async def handshake_flood(target: Target, waves: int, size: int, hold: float,
+                          partial_hello: bool = False) -> dict[str, Any]:
+    """Waves of `size` TCP connections that never finish TLS — silent, or with the first bytes of a
+    ClientHello — each held `hold` seconds."""
     refused_or_cut = 0
+    loop = asyncio.get_running_loop()
     for _ in range(waves):
         socks: list[socket.socket] = []
         for _ in range(size):
             sock = socket.socket()
             sock.setblocking(False)
             try:
-                sock.connect(("127.0.0.1", target.port))
-            except BlockingIOError:
+                await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", target.port)), 1.0)
+                if partial_hello:
+                    sock.send(CLIENT_HELLO_START)
+            except (OSError, TimeoutError):
                 pass
             socks.append(sock)
         await asyncio.sleep(hold)
@@ -270,6 +278,8 @@ async def main() -> None:
             await attack("slowloris", target, lambda: slowloris(target, args.slowloris, args.slow_limit))
             await attack("handshake_flood", target,
                          lambda: handshake_flood(target, args.waves, args.wave_size, args.wave_hold))
+            await attack("partial_hello_flood", target, lambda: handshake_flood(
+                target, args.waves, args.wave_size, args.wave_hold, partial_hello=True))
             await attack("slow_body", target, lambda: slow_bodies(target, 50, args.slow_limit))
             await attack("concurrent_clients", target, lambda: many_clients(target, args.clients, 10.0))
             await attack("large_yaml", target, lambda: bodies(target, large_yaml(2_800_000), 4, "application/yaml"))

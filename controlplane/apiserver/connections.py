@@ -11,12 +11,13 @@ log and the response body.
 What is bounded, and by which knob (all in `ConnectionLimits`, from
 `APIServerConfig` and the `pyk8s apiserver`/`server` flags):
 
-- TLS handshakes: `ssl_handshake_timeout` of `loop.start_tls` (asyncio's own).
+- TLS handshakes: `ssl_handshake_timeout` of `loop.connect_accepted_socket`
+  (asyncio's own), and the same time for a new connection's first bytes.
 - Pending connections (accepted, no complete request headers yet — the stage
   where a client is not authenticated): at most `max_pending_connections`;
   beyond that a new connection is closed on accept, before any TLS state is
-  allocated. TLS is therefore started per connection with `loop.start_tls`
-  after the count is checked, rather than by `create_server(ssl=...)`.
+  allocated; and TLS state is allocated only once the client has sent its
+  first bytes (see `TLSListener`).
 - Request headers: aiohttp's `keepalive_timeout` closes a connection whose
   handler is waiting for a request (idle, or headers still arriving) — on a
   new connection it starts at accept — so it is the header timeout
@@ -33,7 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,26 +133,14 @@ class HardenedRequestHandler(RequestHandler):
         return response
 
 
-class _TLSAdmission(asyncio.Protocol):
-    """The protocol of a just-accepted connection: admitted (then upgraded to TLS and handed to aiohttp) or
-    closed at once when too many connections are pending."""
-
-    def __init__(self, listener: TLSListener) -> None:
-        self._listener = listener
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        if not self._listener.gate.admit():
-            transport.abort()
-            return
-        transport.pause_reading()  # nothing is read until start_tls owns the transport
-        task = asyncio.get_running_loop().create_task(self._listener.upgrade(transport))
-        self._listener.tasks.add(task)
-        task.add_done_callback(self._listener.tasks.discard)
-
-
 class TLSListener:
-    """An HTTPS listener for an aiohttp server with the limits above."""
+    """An HTTPS listener for an aiohttp server with the limits above.
+
+    Connections are accepted by hand (`loop.sock_accept`) so that nothing but a socket and a timer exists
+    for a connection until its client sends its first bytes (the ClientHello): only then is TLS started,
+    with `loop.connect_accepted_socket(..., ssl=...)` — asyncio allocates ~300 KB of TLS state per
+    connection, and a flood of connections that never speak TLS must not get it. A connection silent for
+    `handshake_timeout` is closed; the handshake itself has `handshake_timeout` too."""
 
     def __init__(self, server: web.Server, ssl_context: ssl.SSLContext, limits: ConnectionLimits) -> None:
         self.server = server
@@ -157,15 +148,63 @@ class TLSListener:
         self.limits = limits
         self.gate = _Gate(limits.max_pending_connections)
         self.tasks: set[asyncio.Task[None]] = set()
-        self._listening: asyncio.Server | None = None
+        self._silent: dict[int, tuple[socket.socket, asyncio.TimerHandle]] = {}  # fd -> before any byte came
+        self._socket: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int) -> int:
-        loop = asyncio.get_running_loop()
-        self._listening = await loop.create_server(lambda: _TLSAdmission(self), host, port,
-                                                   backlog=self.limits.backlog, reuse_address=True)
-        return int(self._listening.sockets[0].getsockname()[1])
+        family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        sock = socket.create_server((host, port), family=family, backlog=self.limits.backlog)
+        sock.setblocking(False)
+        self._socket = sock
+        self._accepting = asyncio.get_running_loop().create_task(self._accept_loop(sock))
+        return int(sock.getsockname()[1])
 
-    async def upgrade(self, transport: asyncio.Transport) -> None:
+    async def _accept_loop(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as exc:  # out of file descriptors, most likely: let some close first
+                log.warning("accept failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            if not self.gate.admit():
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, no wait
+                conn.close()
+                continue
+            conn.setblocking(False)
+            fd = conn.fileno()
+            timer = loop.call_later(self.limits.handshake_timeout, self._drop_silent, fd)
+            self._silent[fd] = (conn, timer)
+            loop.add_reader(fd, self._first_bytes, fd)
+
+    def _drop_silent(self, fd: int) -> None:
+        conn, _ = self._silent.pop(fd)
+        asyncio.get_running_loop().remove_reader(fd)
+        conn.close()
+        self.gate.release()
+
+    def _first_bytes(self, fd: int) -> None:
+        conn, timer = self._silent[fd]
+        try:
+            peeked = conn.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return  # woken without data: keep waiting
+        except OSError:
+            peeked = b""
+        if not peeked:  # closed (or reset) before saying anything: no TLS state for it at all
+            timer.cancel()
+            self._drop_silent(fd)
+            return
+        del self._silent[fd]
+        timer.cancel()
+        asyncio.get_running_loop().remove_reader(fd)
+        task = asyncio.get_running_loop().create_task(self._serve(conn))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _serve(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         handler = HardenedRequestHandler(self.server, self.gate, loop=loop,
                                          keepalive_timeout=self.limits.header_timeout,
@@ -173,22 +212,23 @@ class TLSListener:
                                          max_field_size=self.limits.max_field_size,
                                          access_log=None)
         try:
-            tls = await loop.start_tls(transport, handler, self.ssl_context, server_side=True,
-                                       ssl_handshake_timeout=self.limits.handshake_timeout)
+            await loop.connect_accepted_socket(lambda: handler, conn, ssl=self.ssl_context,
+                                               ssl_handshake_timeout=self.limits.handshake_timeout)
         except (OSError, ssl.SSLError, TimeoutError, ConnectionError, asyncio.CancelledError):
-            handler.release()
-            transport.abort()
-            return
-        if tls is None:  # the transport closed during the handshake
-            handler.release()
-            return
-        handler.connection_made(tls)
+            handler.release()  # the handshake failed or timed out; asyncio has closed the socket
+            conn.close()
 
     async def stop(self) -> None:
-        if self._listening is not None:
-            self._listening.close()
-            await self._listening.wait_closed()
-            self._listening = None
+        if self._accepting is not None:
+            self._accepting.cancel()
+            await asyncio.gather(self._accepting, return_exceptions=True)
+            self._accepting = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        for fd in list(self._silent):
+            self._silent[fd][1].cancel()
+            self._drop_silent(fd)
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
