@@ -258,6 +258,8 @@ async def main() -> None:
     parser.add_argument("--slowloris", type=int, default=200)
     parser.add_argument("--slow-limit", type=float, default=75.0, help="seconds a slow client keeps trying")
     parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--attacks", default="slowloris,handshake_flood,partial_hello_flood,slow_body,"
+                        "concurrent_clients,large_yaml,alias_bomb", help="comma-separated, in this order")
     parser.add_argument("server_flags", nargs="*", help="passed to `pyk8s apiserver` (after --)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -275,15 +277,18 @@ async def main() -> None:
             await asyncio.sleep(1.0)
             target = Target(port, data, server.pid)
             emit("start", rss_mb=rss_mb(server.pid))
-            await attack("slowloris", target, lambda: slowloris(target, args.slowloris, args.slow_limit))
-            await attack("handshake_flood", target,
-                         lambda: handshake_flood(target, args.waves, args.wave_size, args.wave_hold))
-            await attack("partial_hello_flood", target, lambda: handshake_flood(
-                target, args.waves, args.wave_size, args.wave_hold, partial_hello=True))
-            await attack("slow_body", target, lambda: slow_bodies(target, 50, args.slow_limit))
-            await attack("concurrent_clients", target, lambda: many_clients(target, args.clients, 10.0))
-            await attack("large_yaml", target, lambda: bodies(target, large_yaml(2_800_000), 4, "application/yaml"))
-            await attack("alias_bomb", target, lambda: bodies(target, alias_bomb(), 20, "application/yaml"))
+            runs: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+                "slowloris": lambda: slowloris(target, args.slowloris, args.slow_limit),
+                "handshake_flood": lambda: handshake_flood(target, args.waves, args.wave_size, args.wave_hold),
+                "partial_hello_flood": lambda: handshake_flood(target, args.waves, args.wave_size, args.wave_hold,
+                                                               partial_hello=True),
+                "slow_body": lambda: slow_bodies(target, 50, args.slow_limit),
+                "concurrent_clients": lambda: many_clients(target, args.clients, 10.0),
+                "large_yaml": lambda: bodies(target, large_yaml(2_800_000), 4, "application/yaml"),
+                "alias_bomb": lambda: bodies(target, alias_bomb(), 20, "application/yaml"),
+            }
+            for name in args.attacks.split(","):
+                await attack(name, target, runs[name])
             emit("end", rss_mb=rss_mb(server.pid))
         finally:
             server.terminate()
