@@ -102,10 +102,14 @@ class Authenticator:
         """The user `token` names if it is valid for one of `audiences`; None otherwise."""
         if not token:
             return None
+        raw = token.encode("utf-8", "surrogateescape")  # header bytes that are not UTF-8 arrive escaped
         for known, user in self._static.items():
-            if hmac.compare_digest(token.encode(), known.encode()):
+            if hmac.compare_digest(raw, known.encode()):
                 return Authenticated(user, tuple(audiences))  # static tokens are not audience-bound
-        identity = self._issuer.verify(token)
+        try:
+            identity = self._issuer.verify(token)
+        except (ValueError, UnicodeError):  # garbage that is not even a JWT: as invalid as a bad signature
+            return None
         if identity is None:
             return None
         valid_for = tuple(a for a in audiences if a in identity.audiences)

@@ -8,21 +8,22 @@ is a subresource of a namespace, `/api/v1/namespaces/x/pods` a collection).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import yaml
 from aiohttp import web
 
 from controlplane.api import errors, meta, patch, printers, resources, schema
 from controlplane.api.resources import PODS, ResourceType, lookup
 from controlplane.api.selectors import parse_field_selector, parse_label_selector
-from controlplane.apiserver import discovery, fields
+from controlplane.apiserver import decoding, discovery, fields, options
 from controlplane.apiserver.authn import USER_KEY, Authenticator
 from controlplane.apiserver.kubelet import KubeletClient
+from controlplane.apiserver.pruning import prune_unknown
 from controlplane.apiserver.registry import ListOptions, Registry
 from controlplane.apiserver.reviews import Reviews
 from controlplane.apiserver.tokens import DEFAULT_EXPIRATION, TokenIssuer
@@ -37,6 +38,8 @@ CREATE_ON_UPDATE = frozenset({"Endpoints", "Lease", "Event"})
 PROTOBUF_MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 OBJECT_MEDIA_TYPES = frozenset({"application/json", "application/yaml", "application/x-yaml", "text/yaml"})
 WARNINGS_KEY = web.RequestKey("warnings", list[str])  # `Warning` headers for the response
+DUPLICATES_KEY = web.RequestKey("duplicates", list[str])  # duplicate keys of the body (Strict/Warn only)
+BODY_TIMEOUT_KEY = web.AppKey("body_timeout", float)  # seconds to receive a whole body (upstream: 60)
 
 
 @dataclass
@@ -78,6 +81,26 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 
 
+def dumps_list(result: Obj, what: str, key: str = "items") -> bytes:
+    """A list body; an item that cannot be encoded (stored before its depth was bounded) is left out and
+    logged instead of turning the whole list into a 500."""
+    try:
+        return orjson.dumps(result)
+    except orjson.JSONEncodeError:
+        pass
+    items = []
+    for item in result.get(key) or []:
+        try:
+            orjson.dumps([[item]])  # at the depth it has inside the list
+        except orjson.JSONEncodeError as exc:
+            md = (item.get("object") or item).get("metadata") or {} if isinstance(item, dict) else {}
+            log.error("left %s %s/%s out of a list: it cannot be encoded (%s)", what, md.get("namespace", ""),
+                      md.get("name", ""), exc)
+            continue
+        items.append(item)
+    return orjson.dumps({**result, key: items})
+
+
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=dumps(obj), status=status, content_type="application/json", headers=headers)
 
@@ -96,13 +119,17 @@ async def read_body(request: web.Request) -> tuple[bytes, str]:
     chunks: list[bytes] = []
     size = 0
     expected = request.content_length
-    # read() returns what has arrived so far, not necessarily the whole body
-    while size <= MAX_BODY and (expected is None or size < expected):
-        chunk = await request.content.read(MAX_BODY + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
+    try:
+        async with asyncio.timeout(request.app.get(BODY_TIMEOUT_KEY, 60.0)):  # a body trickled byte by byte is cut, as upstream's timeout
+            # read() returns what has arrived so far, not necessarily the whole body
+            while size <= MAX_BODY and (expected is None or size < expected):
+                chunk = await request.content.read(MAX_BODY + 1 - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+    except TimeoutError:
+        raise errors.timeout("Timeout: request did not complete within the allotted timeout") from None
     body = b"".join(chunks)
     if len(body) > MAX_BODY:
         raise errors.request_entity_too_large("Request entity too large: limit is 3145728")
@@ -110,23 +137,45 @@ async def read_body(request: web.Request) -> tuple[bytes, str]:
     return body, request.content_type if "Content-Type" in request.headers else "application/json"
 
 
-def decode_object(body: bytes, content_type: str) -> Obj:
+def _decoded_object(body: bytes, content_type: str, kind: str, duplicates: bool) -> decoding.Decoded:
     if content_type == PROTOBUF_MEDIA_TYPE:
         from controlplane.api import protobuf  # loaded on the first protobuf body: most clients send JSON
 
-        return protobuf.decode(body)
-    if content_type not in OBJECT_MEDIA_TYPES:
+        found = decoding.Decoded(protobuf.decode(body))
+    elif content_type not in OBJECT_MEDIA_TYPES:
         raise errors.unsupported_media_type(content_type)
-    try:
-        if "yaml" in content_type:
-            obj = yaml.safe_load(body)
-        else:
-            obj = orjson.loads(body)
-    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
-        raise errors.bad_request(f"the body of the request could not be decoded: {exc}") from None
-    if not isinstance(obj, dict):
+    else:
+        try:
+            found = decoding.decode(body, "yaml" in content_type, duplicates=duplicates)
+        except decoding.DecodeError as exc:
+            if exc.syntax:
+                raise errors.bad_request(f"the body of the request could not be decoded: {exc.detail}") from None
+            raise decoding.unrecognized(kind, exc.detail, body) from None
+    if not isinstance(found.value, dict):
         raise errors.bad_request("the body of the request must be an object")
-    return obj
+    if content_type == PROTOBUF_MEDIA_TYPE:
+        try:
+            decoding.depth_of(found.value)
+        except decoding.DecodeError as exc:
+            raise decoding.unrecognized(kind, exc.detail, body) from None
+    return found
+
+
+def decode_object(body: bytes, content_type: str, kind: str = "Object") -> Obj:
+    """A small request body (options, bindings, evictions) as an object."""
+    value: Obj = _decoded_object(body, content_type, kind, False).value
+    return value
+
+
+async def decode_request_object(request: web.Request, body: bytes, content_type: str, kind: str) -> Obj:
+    """The body of a create/update: decoded off the event loop when large; duplicate keys are looked for
+    (and kept on the request) only when fieldValidation asks for them."""
+    duplicates = request.query.get("fieldValidation") in ("Strict", "Warn")
+    found = await decoding.off_loop(len(body), _decoded_object, body, content_type, kind, duplicates)
+    if found.duplicates:
+        request[DUPLICATES_KEY] = found.duplicates
+    value: Obj = found.value
+    return value
 
 
 def _bool(request: web.Request, name: str) -> bool:
@@ -185,6 +234,7 @@ class Handlers:
             return await self.discovery_group(request)
         target = parse_path(parts)
         method = request.method
+        options.validate(method, request.query, listing=target.name is None)
         if not target.rt.stored:
             if method == "POST" and target.name is None:
                 return await self.review(request, target)
@@ -238,11 +288,7 @@ class Handlers:
         return json_response(obj)
 
     def _list_options(self, request: web.Request, target: Target) -> ListOptions:
-        limit = request.query.get("limit", "0") or "0"
-        try:
-            limit_value = max(int(limit), 0)
-        except ValueError:
-            raise errors.bad_request(f'limit: Invalid value: "{limit}"') from None
+        limit_value = max(options.parse_int64("limit", request.query.get("limit", "0") or "0"), 0)
         return ListOptions(
             namespace=target.namespace if target.rt.namespaced else None,
             labels=parse_label_selector(request.query.get("labelSelector")),
@@ -255,9 +301,10 @@ class Handlers:
     async def list(self, request: web.Request, target: Target) -> web.Response:
         result = await self.registry.list(target.rt, self._list_options(request, target))
         if wants_table(request):
-            return json_response(printers.to_table(target.rt, result["items"], include_object=request.query.get(
-                "includeObject", "Metadata"), list_meta=result["metadata"]))
-        return json_response(result)
+            table = printers.to_table(target.rt, result["items"], include_object=request.query.get(
+                "includeObject", "Metadata"), list_meta=result["metadata"])
+            return web.Response(body=dumps_list(table, target.rt.plural, "rows"), content_type="application/json")
+        return web.Response(body=dumps_list(result, target.rt.plural), content_type="application/json")
 
     async def watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         opts = self._list_options(request, target)
@@ -287,7 +334,14 @@ class Handlers:
                 sent_columns = True
                 body["metadata"] = {"resourceVersion": last_rv}
                 obj = body
-            await response.write(dumps({"type": kind, "object": obj}) + b"\n")
+            try:
+                line = dumps({"type": kind, "object": obj}) + b"\n"
+            except orjson.JSONEncodeError as exc:
+                # An object stored before depth was bounded: skip its event rather than break the stream.
+                log.error("left a %s event for %s out of a watch: it cannot be encoded (%s)", kind,
+                          target.rt.plural, exc)
+                return
+            await response.write(line)
 
         next_event: asyncio.Future[tuple[str, Obj]] | None = None
         try:
@@ -318,6 +372,13 @@ class Handlers:
             await response.write(dumps({"type": "ERROR", "object": exc.to_status()}) + b"\n")
         except (ConnectionResetError, asyncio.CancelledError):
             pass
+        except Exception as exc:  # a bug of ours: the 200 stream has started, so it ends with an ERROR event
+            log.exception("watch of %s failed", target.rt.plural)
+            next_event = None
+            with contextlib.suppress(ConnectionResetError):
+                await response.write(dumps({"type": "ERROR", "object": errors.internal_error(
+                    f"an error on the server ({type(exc).__name__}) has prevented the request from succeeding")
+                    .to_status()}) + b"\n")
         finally:
             if next_event is not None:
                 next_event.cancel()
@@ -329,7 +390,7 @@ class Handlers:
 
     async def _body_object(self, request: web.Request, target: Target) -> Obj:
         body, ctype = await read_body(request)
-        obj = decode_object(body, ctype)
+        obj = await decode_request_object(request, body, ctype, target.rt.kind)
         expected = (target.rt.api_version, target.rt.kind)
         if target.subresource == "status" or target.subresource is None or target.subresource == "finalize":
             api_version, kind = obj.get("apiVersion"), obj.get("kind")
@@ -342,15 +403,21 @@ class Handlers:
         return obj
 
     def _field_validation(self, request: web.Request, target: Target, obj: Obj) -> None:
+        """Type errors are refused; unknown fields are refused under Strict and removed otherwise (with a
+        warning each under Warn), as upstream's decoder never keeps them; duplicate keys likewise."""
         schema.reject_type_errors(target.rt, obj)
         mode = request.query.get("fieldValidation", "")
-        if mode not in ("Strict", "Warn"):
-            return
-        unknown = schema.unknown_fields(target.rt, obj)
-        if unknown and mode == "Strict":
-            raise schema.strict_decoding_error(target.rt, unknown)
-        if unknown:
-            request[WARNINGS_KEY] = [f'unknown field "{f}"' for f in unknown]
+        duplicates = request.get(DUPLICATES_KEY) or []
+        if mode == "Strict":
+            unknown = schema.unknown_fields(target.rt, obj)
+            if duplicates or unknown:
+                rt = target.rt
+                raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                                         "strict decoding error: " + ", ".join(
+                                             [*duplicates, *(f'unknown field "{f}"' for f in unknown)]))
+        removed = prune_unknown(target.rt, obj)
+        if mode == "Warn" and (removed or duplicates):
+            request[WARNINGS_KEY] = [*duplicates, *(f'unknown field "{f}"' for f in removed)]
 
     def _check_name(self, target: Target, obj: Obj) -> None:
         md = obj.setdefault("metadata", {})
@@ -364,6 +431,41 @@ class Handlers:
                                      f"URL ({target.name})")
         if target.name:
             md["name"] = target.name
+
+    @staticmethod
+    def _check_applied(target: Target, applied: Obj) -> None:
+        """An apply body names the kind and version of the URL (upstream's version check manager) and, if it
+        names the object, the object of the URL."""
+        api_version, kind = applied.get("apiVersion"), applied.get("kind")
+        if (api_version, kind) != (target.rt.api_version, target.rt.kind):
+            text = api_version if isinstance(api_version, str) else ""
+            group, _, version = text.rpartition("/")
+            shown_kind = kind if isinstance(kind, str) else ""
+            raise errors.bad_request(f"invalid object type: {group}/{version}, Kind={shown_kind}")
+        md = applied.get("metadata")
+        if isinstance(md, dict) and md.get("name") not in (None, target.name):
+            raise errors.bad_request(f"the name of the object ({md['name']}) does not match the name on the URL "
+                                     f"({target.name})")
+
+    @staticmethod
+    def _check_patched_identity(target: Target, result: Obj, uid: str | None) -> None:
+        """A patch may not rename an object, move it to another namespace or change its uid (upstream's
+        checkName: 400; metadata.uid: 422 field is immutable). A uid the patch removed is kept."""
+        md = result.get("metadata")
+        if not isinstance(md, dict):
+            raise errors.bad_request("metadata must be an object")
+        if md.get("name") != target.name:
+            raise errors.bad_request(f"the name of the object ({md.get('name') or ''}) does not match the name on "
+                                     f"the URL ({target.name})")
+        if target.namespace and md.get("namespace") and md["namespace"] != target.namespace:
+            raise errors.bad_request(f"the namespace of the object ({md['namespace']}) does not match the "
+                                     f"namespace on the request ({target.namespace})")
+        if not md.get("uid"):
+            md["uid"] = uid
+        elif uid and md["uid"] != uid:
+            raise errors.invalid(target.rt.kind, target.name or "", [errors.FieldCause(
+                "metadata.uid", f"Invalid value: {options.go_quote(str(md['uid']))}: field is immutable")],
+                target.rt.group)
 
     def _manager(self, request: web.Request, default: str = "unknown") -> str:
         return request.query.get("fieldManager") or request.headers.get("User-Agent", default).split("/")[0]
@@ -418,33 +520,56 @@ class Handlers:
         dry_run = _dry_run(request)
         manager = self._manager(request)
         now = meta.now_rfc3339()
+        mode = request.query.get("fieldValidation", "")
         if ctype == patch.APPLY_PATCH:
             if not request.query.get("fieldManager"):
                 raise errors.bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set")
-            applied = patch.parse_body(body, ctype)
+            try:
+                decoded = await decoding.off_loop(len(body), decoding.decode_yaml, body)
+            except decoding.DecodeError as exc:
+                raise errors.bad_request(f"error decoding YAML: error converting YAML to JSON: {exc.detail}") from None
+            applied = decoded.value if isinstance(decoded.value, dict) else {}
+            self._check_applied(target, applied)
+            if decoded.duplicates and mode == "Strict":
+                raise errors.bad_request("error strict decoding YAML: error converting YAML to JSON: "
+                                         + decoded.duplicates[0])
+            if decoded.duplicates and mode == "Warn":
+                request[DUPLICATES_KEY] = decoded.duplicates
             force = _bool(request, "force")
-            self._field_validation(request, target, applied if isinstance(applied, dict) else {})
+            self._field_validation(request, target, applied)
             try:
                 await self.registry.get(target.rt, namespace, target.name)
             except errors.StatusError as exc:
                 if exc.code != 404 or target.subresource:
                     raise
-                obj = patch.server_side_apply(None, applied, manager, force, now)
+                obj = await decoding.off_loop(len(body), patch.server_side_apply, None, applied, manager, force, now)
                 self._check_name(target, obj)
-                return json_response(await self.registry.create(target.rt, namespace, obj, dry_run=dry_run), 201)
+                return json_response(await self.registry.create(target.rt, namespace, obj, dry_run=dry_run), 201,
+                                     self._headers(request))
 
             async def apply(current: Obj) -> Obj:
-                result = patch.server_side_apply(current, applied, manager, force, now)
+                result = await decoding.off_loop(len(body), patch.server_side_apply, current, applied, manager,
+                                                 force, now)
                 result["metadata"].pop("resourceVersion", None)
                 result["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
                 return result
 
             return json_response(await self.registry.guaranteed_update(
-                target.rt, namespace, target.name, apply, subresource=target.subresource, dry_run=dry_run))
+                target.rt, namespace, target.name, apply, subresource=target.subresource, dry_run=dry_run), 200,
+                self._headers(request))
+
+        try:  # depth and (when asked for) duplicate keys of the patch itself; apply_patch decodes it again
+            decoded = await decoding.off_loop(len(body), decoding.decode_json, body, mode in ("Strict", "Warn"))
+        except decoding.DecodeError as exc:
+            raise errors.bad_request(f"error decoding patch: {exc.detail}") from None
+        if decoded.duplicates:
+            request[DUPLICATES_KEY] = decoded.duplicates
 
         async def mutate(current: Obj) -> Obj:
             rv = current["metadata"].get("resourceVersion")
-            result = patch.apply_patch(current, body, ctype)
+            uid = current["metadata"].get("uid")
+            result = await decoding.off_loop(len(body), patch.apply_patch, current, body, ctype)
+            self._check_patched_identity(target, result, uid)
             self._field_validation(request, target, result)
             md = result.setdefault("metadata", {})
             if md.get("resourceVersion") == rv:
@@ -459,15 +584,15 @@ class Handlers:
 
     async def _delete_options(self, request: web.Request) -> Obj:
         body, ctype = await read_body(request)
-        options: Obj = decode_object(body, ctype) if body.strip() else {}
+        found: Obj = decode_object(body, ctype, "DeleteOptions") if body.strip() else {}
         if "gracePeriodSeconds" in request.query:
-            options["gracePeriodSeconds"] = int(request.query["gracePeriodSeconds"])
+            found["gracePeriodSeconds"] = options.parse_int64("gracePeriodSeconds", request.query["gracePeriodSeconds"])
         if "propagationPolicy" in request.query:
-            options["propagationPolicy"] = request.query["propagationPolicy"]
-        if options.get("propagationPolicy") not in (None, "Orphan", "Background", "Foreground"):
-            raise errors.bad_request(f'propagationPolicy: Unsupported value: "{options["propagationPolicy"]}": '
+            found["propagationPolicy"] = request.query["propagationPolicy"]
+        if found.get("propagationPolicy") not in (None, "Orphan", "Background", "Foreground"):
+            raise errors.bad_request(f'propagationPolicy: Unsupported value: "{found["propagationPolicy"]}": '
                                      'supported values: "Foreground", "Background", "Orphan"')
-        return options
+        return found
 
     async def delete(self, request: web.Request, target: Target) -> web.Response:
         assert target.name is not None

@@ -11,6 +11,10 @@ the components of the same process (`pyk8s server`'s scheduler and controllers)
 use: the same routes and bearer-token authentication, without encrypting every
 request twice inside one process (TLS was ~15% of the process's time while the
 scheduler bound pods in one process with the API server).
+
+The HTTPS listener bounds what a client that never finishes can hold: TLS
+handshake time, header time, body time and the number of pending connections
+(`connections.ConnectionLimits`, set from the `APIServerConfig` fields below).
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from controlplane.api.resources import ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SE
 from controlplane.apiserver import certs, openapi
 from controlplane.apiserver.allocators import ServiceAllocator
 from controlplane.apiserver.authn import USER_KEY, Authenticator, load_or_make_static_tokens
-from controlplane.apiserver.handlers import Handlers, json_response
+from controlplane.apiserver.connections import ConnectionLimits, TLSListener
+from controlplane.apiserver.handlers import BODY_TIMEOUT_KEY, Handlers, json_response
 from controlplane.apiserver.kubelet import KubeletClient
 from controlplane.apiserver.registry import Registry
 from controlplane.apiserver.strategies import Strategies
@@ -62,6 +67,20 @@ class APIServerConfig:
     cluster_cidr: str = "10.244.0.0/16"
     storage_url: str | None = None  # default: sqlite at <data_dir>/state.db
     advertise_address: str | None = None  # the address the `kubernetes` endpoints point at
+    # Connection limits of the HTTPS port (see connections.py; defaults near upstream's where it has one)
+    tls_handshake_timeout: float = 10.0
+    request_header_timeout: float = 30.0  # also closes idle keep-alive connections
+    request_body_timeout: float = 60.0
+    max_pending_connections: int = 512
+    max_header_size: int = 8190  # bytes of the request line, of one header line and of one header field
+    listen_backlog: int = 1024
+
+    def connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(handshake_timeout=self.tls_handshake_timeout,
+                                header_timeout=self.request_header_timeout, body_timeout=self.request_body_timeout,
+                                max_pending_connections=self.max_pending_connections,
+                                max_line_size=self.max_header_size, max_field_size=self.max_header_size,
+                                backlog=self.listen_backlog)
 
 
 class APIServer:
@@ -77,6 +96,7 @@ class APIServer:
         self.tokens: TokenIssuer | None = None
         self.authenticator: Authenticator | None = None
         self.loopback_socket: Path | None = None  # None when the data dir's path is too long for one
+        self.listener: TLSListener | None = None
 
     @property
     def url(self) -> str:
@@ -108,6 +128,7 @@ class APIServer:
 
         app = web.Application(middlewares=[self._errors_middleware, self._auth_middleware],
                               client_max_size=4 * 1024 * 1024)
+        app[BODY_TIMEOUT_KEY] = cfg.request_body_timeout
         self.kubelets = KubeletClient(self.pki.kubelet_client_cert, self.pki.kubelet_client_key)
         handlers = Handlers(self.registry, self.tokens, self.kubelets, self.authenticator)
         for path in ("/healthz", "/livez", "/readyz"):
@@ -125,12 +146,9 @@ class APIServer:
         ssl_ctx.load_cert_chain(self.pki.serving_cert, self.pki.serving_key)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, cfg.bind_address, cfg.secure_port, ssl_context=ssl_ctx, backlog=1024)
-        await site.start()
-        if cfg.secure_port == 0:
-            sockets = getattr(site._server, "sockets", None)  # the OS chose the port
-            assert sockets
-            self.port = int(sockets[0].getsockname()[1])
+        assert self.runner.server is not None
+        self.listener = TLSListener(self.runner.server, ssl_ctx, cfg.connection_limits())
+        self.port = await self.listener.start(cfg.bind_address, cfg.secure_port)  # the OS's choice for port 0
         await self._listen_on_loopback_socket()
         self._write_kubeconfig()
         gc.freeze()  # start-up objects (schemas, OpenAPI, modules) stay out of every later full collection
@@ -158,6 +176,9 @@ class APIServer:
         return Client.over_unix_socket(self.loopback_socket, token=self.token, **kw)
 
     async def stop(self) -> None:
+        if self.listener is not None:
+            await self.listener.stop()
+            self.listener = None
         if self.runner:
             await self.runner.cleanup()
             self.runner = None

@@ -19,13 +19,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-cidr", default="10.244.0.0/16")
     parser.add_argument("--storage", default=None, help="sqlite:///path (default: <data-dir>/state.db)")
     parser.add_argument("--advertise-address", default=None)
+    limits = parser.add_argument_group("connection limits of the HTTPS port")
+    limits.add_argument("--tls-handshake-timeout", type=float, default=10.0, help="seconds (default 10)")
+    limits.add_argument("--request-header-timeout", type=float, default=30.0,
+                        help="seconds for request headers and for an idle keep-alive connection (default 30)")
+    limits.add_argument("--request-body-timeout", type=float, default=60.0, help="seconds (default 60)")
+    limits.add_argument("--max-pending-connections", type=int, default=512,
+                        help="connections accepted without complete request headers yet (default 512)")
+    limits.add_argument("--max-header-size", type=int, default=8190,
+                        help="bytes of the request line, a header line or a header field (default 8190)")
 
 
 def config_from_args(args: argparse.Namespace) -> APIServerConfig:
     return APIServerConfig(data_dir=args.data_dir.resolve(), bind_address=args.bind_address,
                            secure_port=args.secure_port, service_cidr=args.service_cidr,
                            service_node_port_range=args.service_node_port_range, cluster_cidr=args.cluster_cidr,
-                           storage_url=args.storage, advertise_address=args.advertise_address)
+                           storage_url=args.storage, advertise_address=args.advertise_address,
+                           tls_handshake_timeout=args.tls_handshake_timeout,
+                           request_header_timeout=args.request_header_timeout,
+                           request_body_timeout=args.request_body_timeout,
+                           max_pending_connections=args.max_pending_connections,
+                           max_header_size=args.max_header_size)
 
 
 async def run(args: argparse.Namespace) -> int:
