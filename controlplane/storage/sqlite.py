@@ -23,6 +23,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controlplane.privatefiles import create_private, private_dir
 from controlplane.storage.checkpointer import WalCheckpointer
 from controlplane.storage.interface import (
     CompactedError,
@@ -125,7 +127,13 @@ class SQLiteStore(Store):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.exists():
+            private_dir(self.path.parent)
+        create_private(self.path)  # before SQLite: it gives -wal and -shm the database file's mode
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(f"{self.path}{suffix}").st_mode & 0o077:  # made readable by an earlier version
+                    os.chmod(f"{self.path}{suffix}", 0o600)
         conn = _connect(self.path)
         conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # effective on a new file
         conn.executescript(SCHEMA)
