@@ -119,6 +119,23 @@ def name_lock(name: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+    if not (OWNERS_DIR / name).exists():
+        _drop_lock_file(name)
+
+
+def _drop_lock_file(name: str) -> None:
+    """Remove the name's lock file once its lab is down, unless a `lab` command holds it right now."""
+    try:
+        fd = os.open(OWNERS_DIR / f"{name}.lock", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        (OWNERS_DIR / f"{name}.lock").unlink(missing_ok=True)
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _load_state(data_dir: Path) -> LabState | None:
@@ -327,6 +344,8 @@ def down(data_dir: Path, *, name: str = "lab") -> None:
     network.teardown(net)
     (data_dir / STATE_FILE).unlink(missing_ok=True)
     _forget_owner(net.name, data_dir)
+    if not (OWNERS_DIR / net.name).exists():
+        _drop_lock_file(net.name)
 
 
 def status(data_dir: Path) -> dict[str, object]:
