@@ -265,11 +265,11 @@ def host_path_check(path: Path, kind: str) -> None:
     except safepath.UnsafePathError as exc:
         raise VolumeError(f"invalid HostPath {text!r}: {exc}") from None
     if kind == "DirectoryOrCreate" and not os.path.lexists(path):
-        old = os.umask(0)
-        try:
-            path.mkdir(parents=True, exist_ok=True, mode=0o755)
-        finally:
-            os.umask(old)
+        missing = [p for p in [path, *path.parents] if not os.path.lexists(p)]
+        for directory in reversed(missing):  # 0755 whatever the umask (never changed: other threads create files)
+            with contextlib.suppress(FileExistsError):
+                directory.mkdir(mode=0o755)
+                directory.chmod(0o755)
     elif kind == "FileOrCreate" and not os.path.lexists(path):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)

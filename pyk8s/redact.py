@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
+import traceback
+from types import TracebackType
 
 MASK = "<redacted>"
 _PATTERNS = [
@@ -41,7 +44,15 @@ class RedactingFormatter(logging.Formatter):
 
 
 def install(level: int, fmt: str) -> None:
-    """`logging.basicConfig` with every root handler formatting through `RedactingFormatter`."""
+    """`logging.basicConfig` with every root handler formatting through `RedactingFormatter`.
+
+    An uncaught exception's traceback (printed by `sys.excepthook`) is masked too.
+    """
     logging.basicConfig(level=level, format=fmt)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(RedactingFormatter(fmt))
+    sys.excepthook = _redacting_excepthook
+
+
+def _redacting_excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    sys.stderr.write(redact("".join(traceback.format_exception(kind, value, tb))))
