@@ -370,6 +370,19 @@ def container_mounts(pod: Obj, container: Obj, volume_paths: dict[str, Path], ex
     return mounts
 
 
+def termination_message_path(container: Obj) -> str:
+    """Where in the container the termination message is read from: absolute, without `..` ("" for none).
+
+    The host side is the agent's own file under the pod's directory, named by the
+    (checked) container name; the container side is refused unless it is a plain
+    absolute path, as a second check behind the API's validation.
+    """
+    path = str(container.get("terminationMessagePath", "/dev/termination-log") or "")
+    if path and (not path.startswith("/") or "\x00" in path or ".." in path.split("/")):
+        raise ContainerConfigError(f"terminationMessagePath {path!r} must be an absolute path without '..'")
+    return path
+
+
 def _checked_name(name: str, what: str) -> str:
     try:
         return safepath.check_name(name, what)

@@ -400,11 +400,8 @@ class PodWorker:
         extra = []
         if not (pod.get("spec") or {}).get("hostNetwork"):
             extra.append(api_pb2.Mount(container_path="/etc/hosts", host_path=str(self._pod_dir() / "etc-hosts")))
-        path = container.get("terminationMessagePath", "/dev/termination-log")
+        path = cs.termination_message_path(container)
         if path:
-            if not str(path).startswith("/") or ".." in str(path).split("/"):
-                raise cs.ContainerConfigError(f"terminationMessagePath {path!r} must be an absolute path without "
-                                              "'..'")
             log_file = self._termination_log(safepath.check_name(container["name"], "container name"),
                                              restart_count)
             log_file.parent.mkdir(parents=True, exist_ok=True)

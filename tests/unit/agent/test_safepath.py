@@ -166,6 +166,15 @@ def test_container_names_never_become_path_elements(tmp_path: Path) -> None:
         cs.container_mounts(_pod([]), container, {}, [])
 
 
+def test_termination_message_paths_are_absolute_without_backsteps() -> None:
+    assert cs.termination_message_path({"name": "c"}) == "/dev/termination-log"
+    assert cs.termination_message_path({"name": "c", "terminationMessagePath": "/tmp/msg"}) == "/tmp/msg"
+    assert cs.termination_message_path({"name": "c", "terminationMessagePath": ""}) == ""
+    for bad in ("relative/msg", "/tmp/../../etc/shadow", "../x"):
+        with pytest.raises(cs.ContainerConfigError, match="terminationMessagePath"):
+            cs.termination_message_path({"name": "c", "terminationMessagePath": bad})
+
+
 def test_host_path_types_follow_upstream(tmp_path: Path) -> None:
     a_dir, a_file = tmp_path / "d", tmp_path / "f"
     a_dir.mkdir()

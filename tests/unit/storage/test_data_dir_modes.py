@@ -8,7 +8,10 @@ loose by earlier versions are tightened at start-up.
 from __future__ import annotations
 
 import os
+import socket
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from controlplane.apiserver.authn import load_or_make_static_tokens
 from controlplane.apiserver.server import APIServer, APIServerConfig
 from controlplane.apiserver.tokens import ensure_signing_key
 from controlplane.client.certs import make_ca, write_key
+from controlplane.cmd import preflight
 from controlplane.storage.sqlite import SQLiteStore
 
 
@@ -125,3 +129,30 @@ async def test_server_data_dir_is_private_and_earlier_loose_files_are_fixed(tmp_
     loose = readable_by_others(data)
     assert loose == [f"{data / 'agent'} drwxr-xr-x", f"{data / 'agent' / 'volume-file'} -rw-r--r--"], loose
     assert {"state.db", "admin.kubeconfig", "tokens.csv", "pki"} <= {p.name for p in data.iterdir()}
+
+
+def _apiserver(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pyk8s.cli", "apiserver", *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_a_data_dir_in_use_or_a_taken_port_is_refused_in_one_line(tmp_path: Path) -> None:
+    preflight.lock_data_dir("server", tmp_path / "held")  # this process plays the running server
+    try:
+        result = _apiserver("--data-dir", str(tmp_path / "held"), "--secure-port", "0")
+    finally:
+        preflight.release_locks()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (f"pyk8s apiserver: data dir {tmp_path / 'held'} is in use by a running pyk8s "
+                                     f"(pid {os.getpid()}); stop it or choose another --data-dir")
+    assert not (tmp_path / "held" / "state.db").exists()  # refused before anything was opened
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        result = _apiserver("--data-dir", str(tmp_path / "free"), "--secure-port", str(port))
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"pyk8s apiserver: port {port} on 127.0.0.1 is in use by pid {os.getpid()}" in result.stderr
+    result = _apiserver("--data-dir", str(tmp_path / "x"), "--service-cidr", "10.96.0.1/12")
+    assert result.returncode == 2 and "argument --service-cidr" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
