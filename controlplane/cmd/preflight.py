@@ -166,4 +166,11 @@ def read_kubeconfig(command: str, path: Path | None) -> dict[str, Any]:
         raise fail(command, f"kubeconfig {path} is not valid YAML{where}") from None
     if not isinstance(config, dict) or not config.get("clusters") or not config.get("contexts"):
         raise fail(command, f"kubeconfig {path} names no cluster and context; pass the API server's kubeconfig")
+    current = config.get("current-context")
+    contexts = {c.get("name"): c.get("context") or {} for c in config["contexts"] if isinstance(c, dict)}
+    clusters = {c.get("name") for c in config["clusters"] if isinstance(c, dict)}
+    if current not in contexts:
+        raise fail(command, f"kubeconfig {path}: current-context {current!r} is not among its contexts")
+    if contexts[current].get("cluster") not in clusters:
+        raise fail(command, f"kubeconfig {path}: context {current!r} names a cluster it does not define")
     return config

@@ -58,6 +58,10 @@ def test_unusable_kubeconfigs_are_refused_without_quoting_them(tmp_path: Path) -
     empty = tmp_path / "empty"
     empty.write_text(f"token: {TOKEN}\n")
     one_line(agent("--kubeconfig", str(empty), "--data-dir", str(tmp_path / "d")), "names no cluster and context")
+    wrong = kubeconfig(tmp_path / "wrong")
+    wrong.write_text(wrong.read_text().replace("current-context: c", "current-context: other"))
+    one_line(agent("--kubeconfig", str(wrong), "--data-dir", str(tmp_path / "d")),
+             "current-context 'other' is not among its contexts")
 
 
 def test_a_data_dir_in_use_and_a_port_in_use_are_refused(tmp_path: Path) -> None:
