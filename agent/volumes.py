@@ -76,9 +76,10 @@ def _current_stamp(target: Path) -> str | None:
     if not data_link.is_symlink():
         return None
     name = os.readlink(data_link)
-    if not _STAMP.fullmatch(name) or not stat.S_ISDIR(os.lstat(target / name).st_mode):
+    try:
+        return name if _STAMP.fullmatch(name) and stat.S_ISDIR(os.lstat(target / name).st_mode) else None
+    except OSError:  # dangling
         return None
-    return name
 
 
 def atomic_write(target: Path, files: dict[str, tuple[bytes, int]]) -> bool:

@@ -84,6 +84,9 @@ def test_links_planted_in_the_volume_are_replaced_never_followed(tmp_path: Path)
     assert sorted(p.name for p in outside.iterdir()) == ["keep"] and (outside / "keep").read_text() == "precious"
     assert stat.S_IMODE((target / "d" / "b").stat().st_mode) == 0o600
     (target / "..data").unlink()
+    (target / "..data").symlink_to("..2020_01_01_00_00_00.1")  # dangling, in our own name pattern
+    assert atomic_write(target, {"a": (b"3", 0o644)})
+    (target / "..data").unlink()
     (target / "..data").symlink_to("/")  # an update with `..data` swapped out: nothing of `/` is removed
     assert atomic_write(target, {"a": (b"2", 0o644)})
     assert Path("/etc").is_dir() and (target / "a").read_text() == "2"
