@@ -90,6 +90,13 @@ def test_a_second_lab_of_the_same_name_is_refused_and_the_first_keeps_running(ru
     _assert_one_line_refusal(result, f"pyk8s lab down: lab {name!r} runs from {data_dir}")
     _lab_is_intact(running_lab)
 
+    result = pyk8s("lab", "up", "--nodes", "1", "--name", "x" + name[1:], "--subnet", running_lab.net.subnet,
+                   "--data-dir", str(other), "--timeout", "60")
+    _assert_one_line_refusal(result, f"pyk8s lab up: lab subnet {running_lab.net.subnet} overlaps the host's route",
+                             "choose another --subnet")
+    assert not network.lab_exists(network.LabNetwork(name="x" + name[1:]))
+    _lab_is_intact(running_lab)
+
     result = pyk8s("lab", "exec", "--data-dir", str(other), "node1", "--", "true")
     _assert_one_line_refusal(result, "pyk8s lab exec: no lab runs from")
     result = pyk8s("lab", "up", "--nodes", "0", "--data-dir", str(other))
