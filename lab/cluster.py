@@ -119,8 +119,8 @@ def name_lock(name: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-    if not (OWNERS_DIR / name).exists():
-        _drop_lock_file(name)
+        if not (OWNERS_DIR / name).exists():  # also when the command failed
+            _drop_lock_file(name)
 
 
 def _drop_lock_file(name: str) -> None:

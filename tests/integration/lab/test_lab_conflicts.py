@@ -95,6 +95,7 @@ def test_a_second_lab_of_the_same_name_is_refused_and_the_first_keeps_running(ru
     _assert_one_line_refusal(result, f"pyk8s lab up: lab subnet {running_lab.net.subnet} overlaps the host's route",
                              "choose another --subnet")
     assert not network.lab_exists(network.LabNetwork(name="x" + name[1:]))
+    assert not (cluster.OWNERS_DIR / f"x{name[1:]}.lock").exists()  # nothing of the refused lab left in /run
     _lab_is_intact(running_lab)
 
     result = pyk8s("lab", "exec", "--data-dir", str(other), "node1", "--", "true")
