@@ -34,6 +34,7 @@ from agent.volumes import VolumeManager
 from controlplane.api import resources
 from controlplane.client import Informer
 from controlplane.client.events import EventRecorder
+from controlplane.privatefiles import private_dir, tighten
 from cri import api_pb2
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,9 @@ class Agent:
 
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.config
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        # 0700: its pods' volumes, logs and keys are nobody else's (not tightened below: volume modes are the pods')
+        private_dir(cfg.data_dir)
+        tighten(cfg.pki_dir)
         endpoint = await self._start_runtime()
         runtime = self.runtime = Runtime(endpoint, cfg.node_name)
         client = NodeClient.from_kubeconfig(cfg.kubeconfig)

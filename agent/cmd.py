@@ -8,6 +8,7 @@ from pathlib import Path
 
 from agent.config import DEFAULT_MIRRORS, AgentConfig
 from agent.node import default_node_ip
+from controlplane.cmd import preflight
 from controlplane.cmd.signals import stop_on_signals
 
 
@@ -28,7 +29,7 @@ def _label(text: str) -> tuple[str, str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--node-name", default=socket.gethostname().lower())
-    parser.add_argument("--node-ip", default=None, help="the node's InternalIP (default: the default route's)")
+    parser.add_argument("--node-ip", type=preflight.ip_address, default=None, help="the node's InternalIP (default: the default route's)")
     parser.add_argument("--data-dir", type=Path, default=Path("/var/lib/pyk8s/agent"))
     parser.add_argument("--container-runtime-endpoint", default=None,
                         help="an existing CRI socket; by default the agent runs its own containerd")
@@ -38,11 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-domain", default="cluster.local")
     parser.add_argument("--cgroup-root", default="/kubepods")
     parser.add_argument("--bridge-name", default="pyk8s0")
-    parser.add_argument("--max-pods", type=int, default=110)
+    parser.add_argument("--max-pods", type=preflight.positive_int, default=110)
     parser.add_argument("--node-labels", type=_label, action="append", default=[])
-    parser.add_argument("--port", type=int, default=10250, help="the kubelet HTTPS port")
-    parser.add_argument("--address", default="0.0.0.0")
-    parser.add_argument("--cluster-cidr", default=None,
+    parser.add_argument("--port", type=preflight.port, default=10250, help="the kubelet HTTPS port")
+    parser.add_argument("--address", type=preflight.ip_address, default="0.0.0.0")
+    parser.add_argument("--cluster-cidr", type=preflight.cidr, default=None,
                         help="the cluster's pod CIDR: pod traffic leaving it is masqueraded")
     parser.add_argument("--no-routes", action="store_true", help="do not add routes to other nodes' pod CIDRs")
 
@@ -60,6 +61,11 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
 async def run(args: argparse.Namespace) -> int:
     from agent.agent import Agent
 
+    preflight.read_kubeconfig("agent", args.kubeconfig)
+    if args.container_runtime_endpoint is not None and not args.container_runtime_endpoint.strip():
+        raise preflight.fail("agent", "--container-runtime-endpoint is empty; give a CRI socket or leave it out")
+    preflight.lock_data_dir("agent", args.data_dir.resolve())
+    preflight.check_port_free("agent", args.address, args.port, "--port")
     stop = stop_on_signals()
     await Agent(config_from(args)).run(stop)
     return 0

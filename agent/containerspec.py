@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 import orjson
 
 from agent import runtime as rt
+from agent import safepath
 from agent.volumes import ObjectSource, VolumeError, field_value, resource_value
 from controlplane.api import quantity
 from cri import api_pb2
@@ -330,24 +333,33 @@ def security_context(pod: Obj, container: Obj) -> api_pb2.LinuxContainerSecurity
 _READONLY_KINDS = ("configMap", "secret", "projected", "downwardAPI")
 
 
-def container_mounts(pod: Obj, container: Obj, volume_paths: dict[str, Path], extra: list[api_pb2.Mount]
-                     ) -> list[api_pb2.Mount]:
+def container_mounts(pod: Obj, container: Obj, volume_paths: dict[str, Path], extra: list[api_pb2.Mount],
+                     env: dict[str, str] | None = None, subpaths_dir: Path | None = None) -> list[api_pb2.Mount]:
+    """The container's mounts; with `subpaths_dir`, each subPath is bind-mounted there first (upstream's way).
+
+    A subPath (or a subPathExpr after `$(VAR)` expansion with the container's
+    environment) must be relative and without `..`, and must resolve inside its
+    volume. With `subpaths_dir` (the agent always gives one) the checked path is
+    opened without following symlinks and bind-mounted at
+    `volume-subpaths/<volume>/<container>/<index>`, which is what the runtime then
+    mounts: a symlink a container swaps in later cannot redirect it.
+    """
     volumes = {v["name"]: v for v in (pod.get("spec") or {}).get("volumes") or []}
+    container_name = _checked_name(container.get("name", ""), "container name")
     mounts: list[api_pb2.Mount] = []
-    for vm in container.get("volumeMounts") or []:
+    for index, vm in enumerate(container.get("volumeMounts") or []):
         name = vm.get("name", "")
         if name not in volume_paths:
-            raise ContainerConfigError(f'cannot find volume "{name}" to mount into container "{container["name"]}"')
+            raise ContainerConfigError(f'cannot find volume "{name}" to mount into container "{container_name}"')
         host_path = volume_paths[name]
-        sub_path = vm.get("subPath") or ""
+        readonly_kind = any(k in volumes.get(name, {}) for k in _READONLY_KINDS)
+        sub_path = _sub_path(vm, env or {})
         if sub_path:
-            if sub_path.startswith("/") or ".." in Path(sub_path).parts:
-                raise ContainerConfigError(f"subPath {sub_path!r} must be a relative path without '..'")
-            host_path = host_path / sub_path
-            if not host_path.exists() and not any(k in volumes.get(name, {}) for k in _READONLY_KINDS):
-                host_path.mkdir(parents=True, exist_ok=True)
-            host_path = host_path.resolve()
-        readonly = bool(vm.get("readOnly")) or any(k in volumes.get(name, {}) for k in _READONLY_KINDS)
+            host_path = _provision_sub_path(host_path, sub_path, writable=not readonly_kind,
+                                            target=None if subpaths_dir is None else
+                                            subpaths_dir / _checked_name(name, "volume name") / container_name /
+                                            str(index))
+        readonly = bool(vm.get("readOnly")) or readonly_kind
         propagation = {"HostToContainer": api_pb2.PROPAGATION_HOST_TO_CONTAINER,
                        "Bidirectional": api_pb2.PROPAGATION_BIDIRECTIONAL}.get(vm.get("mountPropagation", ""),
                                                                                 api_pb2.PROPAGATION_PRIVATE)
@@ -356,6 +368,90 @@ def container_mounts(pod: Obj, container: Obj, volume_paths: dict[str, Path], ex
     taken = {m.container_path for m in mounts}
     mounts.extend(m for m in extra if m.container_path not in taken)
     return mounts
+
+
+def termination_message_path(container: Obj) -> str:
+    """Where in the container the termination message is read from: absolute, without `..` ("" for none).
+
+    The host side is the agent's own file under the pod's directory, named by the
+    (checked) container name; the container side is refused unless it is a plain
+    absolute path, as a second check behind the API's validation.
+    """
+    path = str(container.get("terminationMessagePath", "/dev/termination-log") or "")
+    if path and (not path.startswith("/") or "\x00" in path or ".." in path.split("/")):
+        raise ContainerConfigError(f"terminationMessagePath {path!r} must be an absolute path without '..'")
+    return path
+
+
+def _checked_name(name: str, what: str) -> str:
+    try:
+        return safepath.check_name(name, what)
+    except safepath.UnsafePathError as exc:
+        raise ContainerConfigError(str(exc)) from None
+
+
+def _sub_path(vm: Obj, env: dict[str, str]) -> str:
+    """The mount's subPath, or its subPathExpr expanded with the container's environment; checked."""
+    sub_path = str(vm.get("subPath") or "")
+    expr = str(vm.get("subPathExpr") or "")
+    if expr:
+        if sub_path:
+            raise ContainerConfigError(f'volumeMount "{vm.get("name")}": subPath and subPathExpr are mutually '
+                                       "exclusive")
+        sub_path = expand(expr, env)
+        if _VAR_REF.search(sub_path.replace("$$", "")):
+            raise ContainerConfigError(f"unable to expand subPathExpr `{expr}`: it references a variable the "
+                                       "container does not have")
+    if not sub_path:
+        return ""
+    if sub_path.startswith("/"):
+        raise ContainerConfigError(f"error SubPath `{sub_path}` must not be an absolute path")
+    try:
+        safepath.check_no_backsteps(sub_path)
+    except safepath.UnsafePathError as exc:
+        raise ContainerConfigError(f"unable to provision SubPath `{sub_path}`: {exc}") from None
+    return "/".join(p for p in sub_path.split("/") if p not in ("", "."))
+
+
+def _provision_sub_path(volume_dir: Path, sub_path: str, *, writable: bool, target: Path | None) -> Path:
+    """The host path the runtime mounts for `sub_path` of `volume_dir`; refused if it leaves the volume."""
+    if not sub_path:
+        return volume_dir
+    try:
+        if writable and not os.path.lexists(volume_dir / sub_path):
+            safepath.make_dirs_beneath(volume_dir, sub_path, stat.S_IMODE(os.stat(volume_dir).st_mode))
+        if not os.path.lexists(volume_dir / sub_path):
+            raise ContainerConfigError(f"unable to provision SubPath `{sub_path}`: it does not exist in the volume")
+        if target is None:
+            if not safepath.is_within(volume_dir, volume_dir / sub_path):
+                raise safepath.UnsafePathError(f"{sub_path} resolves outside the volume")
+            return Path(os.path.realpath(volume_dir / sub_path))
+        fd = safepath.open_beneath(volume_dir, sub_path)
+        try:
+            _mount_point(target, directory=safepath.fd_is_dir(fd))
+            safepath.bind_fd(fd, target)
+        finally:
+            os.close(fd)
+        return target
+    except safepath.UnsafePathError as exc:
+        raise ContainerConfigError(f"unable to provision SubPath `{sub_path}`: {exc}") from None
+    except OSError as exc:
+        raise ContainerConfigError(f"unable to provision SubPath `{sub_path}`: {exc.strerror or exc}") from None
+
+
+def _mount_point(path: Path, *, directory: bool) -> None:
+    """An empty directory or file at `path` to bind-mount onto (replacing one of the other kind)."""
+    safepath.unmount(path)
+    if os.path.lexists(path) and (path.is_dir() and not path.is_symlink()) != directory:
+        if path.is_dir() and not path.is_symlink():
+            path.rmdir()
+        else:
+            path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    if directory:
+        path.mkdir(mode=0o750, exist_ok=True)
+    elif not os.path.lexists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640))
 
 
 def container_config(ctx: NodeContext, pod: Obj, container: Obj, *, restart_count: int,

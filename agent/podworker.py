@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from agent import containerspec as cs
-from agent import podstatus
+from agent import podstatus, safepath
 from agent.images import ImageManager, ImagePullError
 from agent.logs import tail_text
 from agent.probes import ContainerProbes, Prober, ProbeState, resolve_port, start_probes
@@ -312,8 +312,9 @@ class PodWorker:
         try:
             env = cs.container_env(self.node.ctx, pod, container, self.node.source, self.node.services())
             extra = self._extra_mounts(pod, container, restart_count)
-            mounts = cs.container_mounts(pod, container, volume_paths, extra)
-        except (cs.ContainerConfigError, VolumeError) as exc:
+            mounts = cs.container_mounts(pod, container, volume_paths, extra, env=env,
+                                         subpaths_dir=self._pod_dir() / "volume-subpaths")
+        except (cs.ContainerConfigError, VolumeError, safepath.UnsafePathError) as exc:
             self.view.waiting[name] = podstatus.Waiting("CreateContainerConfigError", str(exc))
             await self._event("Warning", "Failed", f"Error: {exc}")
             self._schedule(5.0)
@@ -399,9 +400,10 @@ class PodWorker:
         extra = []
         if not (pod.get("spec") or {}).get("hostNetwork"):
             extra.append(api_pb2.Mount(container_path="/etc/hosts", host_path=str(self._pod_dir() / "etc-hosts")))
-        path = container.get("terminationMessagePath", "/dev/termination-log")
+        path = cs.termination_message_path(container)
         if path:
-            log_file = self._termination_log(container["name"], restart_count)
+            log_file = self._termination_log(safepath.check_name(container["name"], "container name"),
+                                             restart_count)
             log_file.parent.mkdir(parents=True, exist_ok=True)
             log_file.touch()
             log_file.chmod(0o666)

@@ -26,6 +26,7 @@ from aiohttp import web
 from agent.logs import stream
 from agent.runtime import RUNNING, PodRuntime, Runtime
 from controlplane.client.streams import proxy_upgrade
+from controlplane.privatefiles import private_dir, write_private
 from cri.errors import CRIError
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def ensure_serving_cert(pki_dir: Path, node_name: str, node_ip: str) -> tuple[Pa
     cryptography (~10 MB resident with its OpenSSL bindings) is imported only to
     make a certificate; checking an existing one needs only the standard library.
     """
-    pki_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(pki_dir)
     cert_path, key_path = pki_dir / "kubelet.crt", pki_dir / "kubelet.key"
     ips = [node_ip, "127.0.0.1"]
     if cert_path.exists() and key_path.exists() and covers_ips(cert_path.read_bytes(), ips):
@@ -53,9 +54,8 @@ def ensure_serving_cert(pki_dir: Path, node_name: str, node_ip: str) -> tuple[Pa
 
     ca_cert, ca_key = make_ca(f"{node_name}-ca")
     cert, key = issue_cert(ca_cert, ca_key, node_name, dns_names=[node_name, "localhost"], ips=ips)
-    cert_path.write_bytes(cert + cert_pem(ca_cert))
-    key_path.write_bytes(key)
-    key_path.chmod(0o600)
+    write_private(cert_path, cert + cert_pem(ca_cert))
+    write_private(key_path, key)
     write_key(pki_dir / "kubelet-ca.key", ca_key)
     return cert_path, key_path
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
 import shutil
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from agent import safepath
 from agent.mounts import unmount_below
 from controlplane.api import quantity
 
@@ -50,38 +53,102 @@ class _CachedToken:
     refresh_at: float
 
 
-def atomic_write(target: Path, files: dict[str, tuple[bytes, int]]) -> bool:
-    """Make `target` hold exactly `files` (relative path -> (content, mode)); False if already so."""
-    target.mkdir(parents=True, exist_ok=True)
+_STAMP = re.compile(r"\.\.\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d\.\d+")
+
+
+def check_file_paths(files: dict[str, tuple[bytes, int]]) -> None:
+    """Refuse a set of volume files any of which would land outside the volume, or collide with another."""
+    for rel in files:
+        try:
+            safepath.check_relative(rel)
+        except safepath.UnsafePathError as exc:
+            raise VolumeError(str(exc)) from None
+    for rel in files:
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in files:
+                raise VolumeError(f"invalid path: {rel} is below {'/'.join(parts[:i])}, which is a file")
+
+
+def _current_stamp(target: Path) -> str | None:
+    """The timestamped directory `..data` points at, if it is one of ours (a plain directory in `target`)."""
     data_link = target / "..data"
-    if data_link.is_symlink():
-        current = target / os.readlink(data_link)
-        if _same_content(current, files):
-            return False
+    if not data_link.is_symlink():
+        return None
+    name = os.readlink(data_link)
+    try:
+        return name if _STAMP.fullmatch(name) and stat.S_ISDIR(os.lstat(target / name).st_mode) else None
+    except OSError:  # dangling
+        return None
+
+
+def atomic_write(target: Path, files: dict[str, tuple[bytes, int]]) -> bool:
+    """Make `target` hold exactly `files` (relative path -> (content, mode)); False if already so.
+
+    Every path is checked first (relative, no `..`: see agent.safepath) and every file
+    is created beneath a directory descriptor without following symlinks, so neither a
+    hostile key nor a link left in the volume makes this write anywhere else.
+    """
+    check_file_paths(files)
+    target.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink():
+        raise VolumeError(f"volume directory {target} is a symlink")
+    old = _current_stamp(target)
+    if old is not None and _tree(target / old) == files:
+        return False
     stamp = target / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{time.monotonic_ns()}"
-    stamp.mkdir()
-    for rel, (content, mode) in files.items():
-        path = stamp / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-        path.chmod(mode)
-    old = os.readlink(data_link) if data_link.is_symlink() else None
-    tmp_link = target / "..data_tmp"
-    with contextlib.suppress(FileNotFoundError):
-        tmp_link.unlink()
-    tmp_link.symlink_to(stamp.name)
-    tmp_link.rename(data_link)
+    stamp.mkdir(mode=0o755)
+    try:
+        with safepath.open_dir(stamp) as stamp_fd:
+            for rel, (content, mode) in files.items():
+                safepath.write_file_beneath(stamp_fd, rel, content, mode)
+    except (OSError, safepath.UnsafePathError) as exc:
+        shutil.rmtree(stamp, ignore_errors=True)
+        raise VolumeError(f"writing {target}: {exc}") from None
+    _replace_link(target, "..data", stamp.name)
     wanted_tops = {rel.split("/", 1)[0] for rel in files}
     for top in wanted_tops:
         link = target / top
-        if not link.is_symlink():
-            link.symlink_to(f"..data/{top}")
+        if link.is_symlink() and os.readlink(link) == f"..data/{top}":
+            continue
+        if os.path.lexists(link) and not link.is_symlink():
+            raise VolumeError(f"{link} exists and is not a link the volume made")
+        _replace_link(target, top, f"..data/{top}")
     for entry in target.iterdir():
         if not entry.name.startswith("..") and entry.name not in wanted_tops and entry.is_symlink():
             entry.unlink()
-    if old:
+    if old is not None:  # a `..data` pointing anywhere else was replaced above, never followed
         shutil.rmtree(target / old, ignore_errors=True)
     return True
+
+
+def _replace_link(directory: Path, name: str, destination: str) -> None:
+    """Point `directory/name` at `destination` in one rename (a link already there is replaced, not followed)."""
+    tmp = directory / f"..tmp_{name.replace('/', '_')}"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    tmp.symlink_to(destination)
+    tmp.rename(directory / name)
+
+
+def _tree(directory: Path) -> dict[str, tuple[bytes, int]] | None:
+    """What the files below `directory` hold, or None if a symlink is among them (never ours)."""
+    found: dict[str, tuple[bytes, int]] = {}
+    for root, dirs, names in os.walk(directory):
+        for name in dirs + names:
+            if os.path.islink(os.path.join(root, name)):
+                return None
+        for name in names:
+            path = os.path.join(root, name)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                mode = os.fstat(fd).st_mode & 0o7777
+                with os.fdopen(os.dup(fd), "rb") as handle:
+                    content = handle.read()
+            finally:
+                os.close(fd)
+            found[os.path.relpath(path, directory)] = (content, mode)
+    return found
 
 
 def _mount_tmpfs(path: Path, options: str) -> None:
@@ -103,15 +170,15 @@ def _memory_backed(path: Path) -> None:
     _mount_tmpfs(path, "mode=1777")
 
 
-def _same_content(directory: Path, files: dict[str, tuple[bytes, int]]) -> bool:
-    present = {str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file()}
-    if present != set(files):
-        return False
-    for rel, (content, mode) in files.items():
-        path = directory / rel
-        if path.read_bytes() != content or (path.stat().st_mode & 0o777) != mode:
-            return False
-    return True
+def file_mode(value: Any, what: str = "mode") -> int:
+    """A file mode from a volume spec: 0 to 0777 as upstream validates (no setuid, setgid or sticky bits)."""
+    try:
+        mode = int(value)
+    except (TypeError, ValueError):
+        raise VolumeError(f"invalid {what} {value!r}: must be a number between 0 and 0777 (octal)") from None
+    if not 0 <= mode <= 0o777:
+        raise VolumeError(f"invalid {what} {value!r}: must be a number between 0 and 0777 (octal)")
+    return mode
 
 
 def _decode(data: Obj | None, binary: bool) -> dict[str, bytes]:
@@ -132,7 +199,7 @@ def _keyed_files(what: str, name: str, contents: dict[str, bytes], items: list[O
                     continue
                 raise VolumeError(f'configmap references non-existent config key: {key}' if what == "configmap"
                                   else f'references non-existent secret key: {key}')
-            files[item.get("path") or key] = (contents[key], int(item.get("mode", default_mode)))
+            files[item.get("path") or key] = (contents[key], file_mode(item.get("mode", default_mode)))
     else:
         for key, content in contents.items():
             files[key] = (content, default_mode)
@@ -176,6 +243,55 @@ def resource_value(pod: Obj, container_name: str, resource: str, divisor: str | 
     return str(max(-(-milli // div), 0)) if div else "0"
 
 
+_HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice",
+                    "BlockDevice")
+
+
+def host_path_check(path: Path, kind: str) -> None:
+    """upstream's hostPath `type` semantics: create what `...OrCreate` asks for, check the rest (symlinks followed).
+
+    The path must be absolute and free of `..` elements (upstream validation; a
+    second check here for objects stored without it). `""` checks nothing;
+    `DirectoryOrCreate` makes a missing directory (and its parents) 0755;
+    `FileOrCreate` makes a missing file 0644 but not its parent directory; the
+    others require what they name to exist already.
+    """
+    text = str(path)
+    if kind not in _HOST_PATH_TYPES:
+        raise VolumeError(f"invalid HostPath type {kind!r}")
+    if not text.startswith("/"):
+        raise VolumeError(f"invalid HostPath {text!r}: must be an absolute path")
+    try:
+        safepath.check_no_backsteps(text)
+    except safepath.UnsafePathError as exc:
+        raise VolumeError(f"invalid HostPath {text!r}: {exc}") from None
+    if kind == "DirectoryOrCreate" and not os.path.lexists(path):
+        missing = [p for p in [path, *path.parents] if not os.path.lexists(p)]
+        for directory in reversed(missing):  # 0755 whatever the umask (never changed: other threads create files)
+            with contextlib.suppress(FileExistsError):
+                directory.mkdir(mode=0o755)
+                directory.chmod(0o755)
+    elif kind == "FileOrCreate" and not os.path.lexists(path):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise VolumeError(f"hostPath type check failed: cannot create file {path}: {exc.strerror}") from None
+        os.fchmod(fd, 0o644)
+        os.close(fd)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    checks = {"DirectoryOrCreate": (stat.S_ISDIR, "a directory"), "Directory": (stat.S_ISDIR, "a directory"),
+              "FileOrCreate": (stat.S_ISREG, "a file"), "File": (stat.S_ISREG, "a file"),
+              "Socket": (stat.S_ISSOCK, "a socket file"), "CharDevice": (stat.S_ISCHR, "a character device"),
+              "BlockDevice": (stat.S_ISBLK, "a block device")}
+    if kind in checks:
+        test, what = checks[kind]
+        if mode is None or not test(mode):
+            raise VolumeError(f"hostPath type check failed: {path} is not {what}")
+
+
 class VolumeManager:
     """Sets up and tears down the volumes of the pods on this node."""
 
@@ -186,7 +302,10 @@ class VolumeManager:
         self._tokens: dict[tuple[str, str], _CachedToken] = {}
 
     def pod_dir(self, uid: str) -> Path:
-        return self.pods_dir / uid
+        try:
+            return self.pods_dir / safepath.check_name(uid, "pod uid")
+        except safepath.UnsafePathError as exc:
+            raise VolumeError(str(exc)) from None
 
     def volume_path(self, pod: Obj, volume: Obj) -> Path:
         if "hostPath" in volume:
@@ -198,7 +317,11 @@ class VolumeManager:
                               "hostPath, projected and downwardAPI volumes")
         folder = {"emptyDir": "empty-dir", "configMap": "configmap", "secret": "secret", "projected": "projected",
                   "downwardAPI": "downward-api"}[plugin]
-        return self.pod_dir(pod["metadata"]["uid"]) / "volumes" / f"kubernetes.io~{folder}" / volume["name"]
+        try:
+            name = safepath.check_name(str(volume.get("name", "")), "volume name")
+        except safepath.UnsafePathError as exc:
+            raise VolumeError(str(exc)) from None
+        return self.pod_dir(pod["metadata"]["uid"]) / "volumes" / f"kubernetes.io~{folder}" / name
 
     async def setup(self, pod: Obj) -> dict[str, Path]:
         """Create or refresh every volume of the pod; name -> host path. Raises VolumeError."""
@@ -219,15 +342,15 @@ class VolumeManager:
             self._host_path(path, volume["hostPath"].get("type") or "")
         elif "configMap" in volume:
             spec = volume["configMap"]
-            atomic_write(path, self._configmap_files(namespace, spec, int(spec.get("defaultMode", DEFAULT_MODE))))
+            atomic_write(path, self._configmap_files(namespace, spec, file_mode(spec.get("defaultMode", DEFAULT_MODE), "defaultMode")))
         elif "secret" in volume:
             spec = volume["secret"]
             _memory_backed(path)
-            atomic_write(path, self._secret_files(namespace, spec, int(spec.get("defaultMode", DEFAULT_MODE))))
+            atomic_write(path, self._secret_files(namespace, spec, file_mode(spec.get("defaultMode", DEFAULT_MODE), "defaultMode")))
         elif "downwardAPI" in volume:
             spec = volume["downwardAPI"]
             atomic_write(path, self._downward_files(pod, spec.get("items") or [],
-                                                    int(spec.get("defaultMode", DEFAULT_MODE))))
+                                                    file_mode(spec.get("defaultMode", DEFAULT_MODE), "defaultMode")))
         elif "projected" in volume:  # may carry secrets and service-account tokens
             _memory_backed(path)
             atomic_write(path, await self._projected_files(pod, volume["projected"]))
@@ -245,20 +368,7 @@ class VolumeManager:
 
     @staticmethod
     def _host_path(path: Path, kind: str) -> None:
-        if kind == "DirectoryOrCreate":
-            path.mkdir(parents=True, exist_ok=True, mode=0o755)
-        elif kind == "FileOrCreate":
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch(exist_ok=True)
-        elif kind == "Directory" and not path.is_dir():
-            raise VolumeError(f"hostPath type check failed: {path} is not a directory")
-        elif kind == "File" and not path.is_file():
-            raise VolumeError(f"hostPath type check failed: {path} is not a file")
-        elif kind == "Socket" and not path.is_socket():
-            raise VolumeError(f"hostPath type check failed: {path} is not a socket file")
-        elif kind not in ("", "DirectoryOrCreate", "FileOrCreate", "Directory", "File", "Socket",
-                          "CharDevice", "BlockDevice"):
-            raise VolumeError(f"invalid hostPath type {kind!r}")
+        host_path_check(path, kind)
 
     def _configmap_files(self, namespace: str, spec: Obj, mode: int) -> dict[str, tuple[bytes, int]]:
         name = spec.get("name", "")
@@ -292,11 +402,11 @@ class VolumeManager:
                                        ref.get("divisor"), self.node_allocatable())
             else:
                 raise VolumeError(f"downwardAPI item {item.get('path')!r} has no fieldRef or resourceFieldRef")
-            files[item["path"]] = (value.encode(), int(item.get("mode", mode)))
+            files[str(item.get("path", ""))] = (value.encode(), file_mode(item.get("mode", mode)))
         return files
 
     async def _projected_files(self, pod: Obj, spec: Obj) -> dict[str, tuple[bytes, int]]:
-        mode = int(spec.get("defaultMode", DEFAULT_MODE))
+        mode = file_mode(spec.get("defaultMode", DEFAULT_MODE), "defaultMode")
         namespace = pod["metadata"].get("namespace") or "default"
         files: dict[str, tuple[bytes, int]] = {}
         for source in spec.get("sources") or []:
@@ -309,7 +419,7 @@ class VolumeManager:
             elif "serviceAccountToken" in source:
                 token_spec = source["serviceAccountToken"]
                 token = await self._token(pod, token_spec)
-                files[token_spec.get("path", "token")] = (token.encode(), int(token_spec.get("mode", mode)))
+                files[str(token_spec.get("path") or "token")] = (token.encode(), file_mode(token_spec.get("mode", mode)))
         return files
 
     async def _token(self, pod: Obj, spec: Obj) -> str:
@@ -330,7 +440,10 @@ class VolumeManager:
 
     def teardown(self, uid: str) -> None:
         """Unmount and remove everything of a pod that is gone (hostPath contents stay)."""
-        pod_dir = self.pod_dir(uid)
+        try:
+            pod_dir = self.pod_dir(uid)
+        except VolumeError:
+            return  # no directory can have been made for it
         if not pod_dir.exists():
             return
         unmount_below(pod_dir)

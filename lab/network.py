@@ -113,6 +113,24 @@ def free_subnet(first_octets: str, attempts: int = 64) -> str:
     raise RuntimeError(f"no free /24 under {first_octets}. after {attempts} tries")
 
 
+def check_subnet(net: LabNetwork) -> None:
+    """Raise if the host routes part of the lab's subnet elsewhere than this lab's own bridge."""
+    with IPRoute() as ipr:
+        index = _link_index(ipr, net.bridge)
+        clashes = _overlapping_routes(ipr, net.subnet, except_index=index)
+    if clashes:
+        raise RuntimeError(f"lab subnet {net.subnet} overlaps the host's route {clashes[0]}; "
+                           "choose another --subnet (or stop the lab that uses it)")
+
+
+def lab_exists(net: LabNetwork) -> bool:
+    """True if this host has the lab's bridge or any of its node namespaces (running or left over)."""
+    with IPRoute() as ipr:
+        if _link_index(ipr, net.bridge) is not None:
+            return True
+    return bool(lab_namespaces(net))
+
+
 def create_bridge(net: LabNetwork) -> None:
     """Create the lab bridge with the gateway address, or adopt it if it is already ours.
 

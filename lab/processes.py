@@ -54,8 +54,9 @@ def spawn(label: str, argv: Sequence[str], log_file: Path, *, netns_path: str | 
     """
     if netns_path:
         argv = ["nsenter", f"--net={netns_path}", "--", *argv]
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log:
+    log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)  # logs may name secrets
+    with os.fdopen(fd, "ab") as log:
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, env={**os.environ, **(env or {})})
     return ProcessRecord(label, proc.pid, psutil.Process(proc.pid).create_time())

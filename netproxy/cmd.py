@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 
 from controlplane.client import Client
+from controlplane.cmd import preflight
 from controlplane.cmd.signals import stop_on_signals
 from netproxy.backend import ModeUnavailable
 from netproxy.config import MODES, ProxyConfig
@@ -89,11 +90,21 @@ async def run(args: argparse.Namespace) -> int:
                 await make_backend(config).cleanup()
             return 0
         client = None
+        if config.kubeconfig is not None:
+            preflight.read_kubeconfig("proxy", config.kubeconfig)
         if config.kubeconfig is None:
             if not os.environ.get("KUBERNETES_SERVICE_HOST"):
-                log.error("--kubeconfig is required outside a cluster")
-                return 2
+                raise preflight.fail("proxy", "--kubeconfig is required outside a cluster")
             client = Client.in_cluster()
+        for flag, address in (("--healthz-bind-address", config.healthz_bind_address),
+                              ("--metrics-bind-address", config.metrics_bind_address)):
+            if address:
+                host, _, port_text = address.rpartition(":")
+                try:
+                    port = preflight.port(port_text)
+                except Exception:
+                    raise preflight.fail("proxy", f"{flag} {address!r}: expected HOST:PORT") from None
+                preflight.check_port_free("proxy", host.strip("[]"), port, flag)
         stop = stop_on_signals()
         try:
             await run_proxy(config, stop, client=client)

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
+
+from pyk8s import redact
 
 # sub-command -> module implementing `add_arguments(parser)` and `async run(args) -> int`
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -36,6 +40,13 @@ def _command_in(argv: Sequence[str]) -> str | None:
     return None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag value is one line (`pyk8s agent: argument --port: ...`), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; with `command`, only that sub-command's module is imported and given its arguments.
 
@@ -44,7 +55,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     so `main` imports only the component it runs. Without `command`, every
     component is imported (for callers that want the whole parser).
     """
-    parser = argparse.ArgumentParser(prog="pyk8s", description="Kubernetes in Python")
+    parser = _Parser(prog="pyk8s", description="Kubernetes in Python")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
@@ -68,11 +79,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(_command_in(words) or "")
     args = parser.parse_args(words)
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname).1s %(name)s: %(message)s")
+    redact.install(level, "%(asctime)s %(levelname).1s %(name)s: %(message)s")
     if getattr(args, "_missing", None):
         parser.error(f"{args.command}: component {args._missing} is not installed")
-    code: int = asyncio.run(args._module.run(args))
+    try:
+        code: int = asyncio.run(args._module.run(args))
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        if exc.errno not in _ONE_LINE_ERRNOS:
+            raise
+        print(f"pyk8s {args.command}: {redact.redact(str(exc))}{_ONE_LINE_ERRNOS[exc.errno]}", file=sys.stderr)
+        return 1
     return code
+
+
+# OSErrors that are the environment's, not a bug: said in one line with what to do, never as a traceback.
+_ONE_LINE_ERRNOS = {
+    errno.EADDRINUSE: "; another process listens there: stop it or choose another port",
+    errno.EADDRNOTAVAIL: "; choose an address this host has",
+    errno.EACCES: "; run as root or fix the permissions",
+    errno.EPERM: "; run as root",
+}
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from controlplane.api import errors
 from controlplane.api.resources import PODS, SERVICEACCOUNTS
 from controlplane.apiserver.registry import Registry
 from controlplane.apiserver.tokens import DEFAULT_AUDIENCE, ServiceAccountIdentity, TokenIssuer
+from controlplane.privatefiles import write_private
 
 AUTHENTICATED = "system:authenticated"
 API_AUDIENCES = (DEFAULT_AUDIENCE,)
@@ -61,8 +62,7 @@ class Authenticated:
 def load_or_make_static_tokens(path: Path) -> dict[str, UserInfo]:
     """The tokens file (token,user,uid,"group1,group2"), made with an admin token on first start."""
     if not path.exists():
-        path.write_text(f'{secrets.token_urlsafe(32)},admin,admin,"system:masters"\n')
-        path.chmod(0o600)
+        write_private(path, f'{secrets.token_urlsafe(32)},admin,admin,"system:masters"\n')
     users: dict[str, UserInfo] = {}
     for row in csv.reader(path.read_text().splitlines()):
         if len(row) < 2 or not row[0].strip():

@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography import x509
 
 from controlplane.client.certs import cert_pem, covers_ips, issue_cert, load_key, make_ca, write_key
+from controlplane.privatefiles import private_dir, write_private
 
 
 @dataclass(frozen=True)
@@ -29,21 +30,19 @@ class PKI:
 
 
 def _write_pair(cert_path: Path, key_path: Path, pair: tuple[bytes, bytes]) -> None:
-    cert_path.write_bytes(pair[0])
-    key_path.write_bytes(pair[1])
-    key_path.chmod(0o600)
+    write_private(cert_path, pair[0])
+    write_private(key_path, pair[1])
 
 
 def ensure_pki(pki_dir: Path, bind_address: str, service_ip: str) -> PKI:
     """Create the CA once; (re)issue the serving cert when an address it must cover is missing."""
-    pki_dir.mkdir(parents=True, exist_ok=True)
-    pki_dir.chmod(0o700)
+    private_dir(pki_dir)
     ca_path, ca_key_path = pki_dir / "ca.crt", pki_dir / "ca.key"
     if ca_path.exists() and ca_key_path.exists():
         ca_cert, ca_key = x509.load_pem_x509_certificate(ca_path.read_bytes()), load_key(ca_key_path)
     else:
         ca_cert, ca_key = make_ca("pyk8s-ca")
-        ca_path.write_bytes(cert_pem(ca_cert))
+        write_private(ca_path, cert_pem(ca_cert))
         write_key(ca_key_path, ca_key)
     ips = ["127.0.0.1", service_ip]
     if bind_address not in ("0.0.0.0", "::", ""):

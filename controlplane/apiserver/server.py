@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from controlplane import privatefiles
 from controlplane.api import errors
 from controlplane.api.resources import ENDPOINTS, ENDPOINTSLICES, NAMESPACES, SERVICES
 from controlplane.apiserver import certs, openapi
@@ -111,7 +112,7 @@ class APIServer:
 
     async def start(self) -> None:
         cfg = self.config
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        privatefiles.prepare_data_dir(cfg.data_dir, skip=("agent",))  # 0700; the all-in-one agent's own dir aside
         allocator_net = ipaddress.ip_network(cfg.service_cidr)
         service_ip = str(allocator_net.network_address + 1)
         self.pki = await asyncio.to_thread(certs.ensure_pki, cfg.data_dir / "pki", cfg.bind_address, service_ip)
@@ -202,10 +203,7 @@ class APIServer:
             "users": [{"name": "admin", "user": {"token": self.token}}],
             "contexts": [{"name": "pyk8s", "context": {"cluster": "pyk8s", "user": "admin"}}],
         }
-        tmp = self.admin_kubeconfig.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-        tmp.chmod(0o600)
-        tmp.replace(self.admin_kubeconfig)
+        privatefiles.write_private(self.admin_kubeconfig, yaml.safe_dump(config, sort_keys=False))
 
     # -- bootstrap objects -------------------------------------------------------------
 

@@ -18,6 +18,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from controlplane.privatefiles import write_private
+
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 DEFAULT_AUDIENCE = ISSUER
 MIN_EXPIRATION = 600
@@ -30,9 +32,8 @@ def ensure_signing_key(path: Path) -> ec.EllipticCurvePrivateKey:
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         return key
     key = ec.generate_private_key(ec.SECP256R1())
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    path.chmod(0o600)
+    write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
     return key
 
 

@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from controlplane.privatefiles import write_private
+
 VALIDITY = dt.timedelta(days=3650)
 
 
@@ -25,8 +27,7 @@ def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(key_pem(key))
-    path.chmod(0o600)
+    write_private(path, key_pem(key))
 
 
 def load_key(path: Path) -> ec.EllipticCurvePrivateKey:

@@ -118,7 +118,7 @@ class Informer:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
             except Exception as exc:  # aiohttp payload errors and the like: same recovery
-                log.warning("%s informer: %r; retrying in %.1fs", self.rt.plural, exc, backoff)
+                log.warning("%s informer: %s: %s; retrying in %.1fs", self.rt.plural, type(exc).__name__, exc, backoff)  # no repr: aiohttp's carries request headers
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
 

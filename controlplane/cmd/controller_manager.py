@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from controlplane.client import Client
+from controlplane.cmd import preflight
 from controlplane.cmd.election import run_elected
 from controlplane.cmd.gctuning import tune_for_control_plane
 from controlplane.cmd.signals import stop_on_signals
@@ -30,7 +31,9 @@ async def run(args: argparse.Namespace) -> int:
     enabled = tuple(c.strip() for c in args.controllers.split(",") if c.strip())
     unknown = set(enabled) - set(ALL)
     if unknown:
-        raise SystemExit(f"unknown controllers: {', '.join(sorted(unknown))}")
+        raise preflight.fail("controller-manager", f"unknown controllers: {', '.join(sorted(unknown))}; known: "
+                                                   f"{', '.join(sorted(ALL))}")
+    preflight.read_kubeconfig("controller-manager", args.kubeconfig)
     stop = stop_on_signals()
     async with Client.from_kubeconfig(args.kubeconfig) as client:
         root_ca = args.root_ca_file.read_bytes() if args.root_ca_file else client.ca_data

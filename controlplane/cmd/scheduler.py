@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from controlplane.client import Client
+from controlplane.cmd import preflight
 from controlplane.cmd.election import run_elected
 from controlplane.cmd.gctuning import tune_for_control_plane
 from controlplane.cmd.signals import stop_on_signals
@@ -21,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     tune_for_control_plane()
+    preflight.read_kubeconfig("scheduler", args.kubeconfig)
     stop = stop_on_signals()
     async with Client.from_kubeconfig(args.kubeconfig) as client:
         async def work(until: asyncio.Event) -> None:

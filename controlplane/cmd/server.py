@@ -19,7 +19,7 @@ import socket
 from typing import Any
 
 from controlplane.apiserver.server import APIServer
-from controlplane.cmd import apiserver
+from controlplane.cmd import apiserver, preflight
 from controlplane.cmd.gctuning import tune_for_control_plane
 from controlplane.cmd.signals import stop_on_signals
 from controlplane.controllers.manager import add_node_lifecycle_arguments, run_controller_manager
@@ -32,9 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     apiserver.add_arguments(parser)
     parser.add_argument("--disable-agent", action="store_true",
                         help="run the control plane only (no agent or proxy on this host)")
-    parser.add_argument("--node-cidr-mask-size", type=int, default=24, help="size of each node's podCIDR")
+    parser.add_argument("--node-cidr-mask-size", type=preflight.positive_int, default=24, help="size of each node's podCIDR")
     parser.add_argument("--node-name", default=socket.gethostname().lower(), help="this host's node name")
-    parser.add_argument("--node-ip", default=None, help="this host's InternalIP (default: the default route's)")
+    parser.add_argument("--node-ip", type=preflight.ip_address, default=None, help="this host's InternalIP (default: the default route's)")
     parser.add_argument("--proxy-mode", choices=("iptables", "nftables", "ipvs"), default="iptables")
     add_node_lifecycle_arguments(parser)
 
@@ -57,6 +57,10 @@ def _node_components(args: argparse.Namespace, server: APIServer, stop: asyncio.
 
 async def run(args: argparse.Namespace) -> int:
     tune_for_control_plane()
+    apiserver.preflight_checks(args)
+    if not args.disable_agent:
+        agent_dir = args.data_dir.resolve() / "agent"
+        preflight.lock_data_dir(args.command, agent_dir)
     stop = stop_on_signals()
     server = APIServer(apiserver.config_from_args(args))
     await server.start()

@@ -23,6 +23,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controlplane.privatefiles import create_private, private_dir
 from controlplane.storage.checkpointer import WalCheckpointer
 from controlplane.storage.interface import (
     CompactedError,
@@ -89,6 +91,20 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _private_database_files(path: Path) -> None:
+    """The database, its -wal and -shm readable by the owner only, from creation on."""
+    if not path.parent.exists():
+        private_dir(path.parent)
+    if not os.path.lexists(path):
+        create_private(path)  # before SQLite: it gives -wal and -shm the database file's mode
+    # Made readable by an earlier version: fixed by path, never by opening (closing another descriptor
+    # of a database file drops the POSIX locks SQLite holds on it).
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(f"{path}{suffix}").st_mode & 0o077:
+                os.chmod(f"{path}{suffix}", 0o600)
+
+
 def _kv(row: tuple[Any, ...]) -> KeyValue:
     rev, key, _deleted, create_rev, value = row[:5]
     return KeyValue(key, bytes(value), create_rev, rev)
@@ -125,7 +141,7 @@ class SQLiteStore(Store):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _private_database_files(self.path)
         conn = _connect(self.path)
         conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # effective on a new file
         conn.executescript(SCHEMA)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
@@ -122,9 +123,10 @@ def test_mounts_subpath_and_readonly(tmp_path: Path) -> None:
     container = {"name": "c", "volumeMounts": [{"name": "cm", "mountPath": "/etc/cfg"},
                                                {"name": "data", "mountPath": "/d", "subPath": "x/y"}]}
     p = pod([container], volumes=[{"name": "cm", "configMap": {"name": "cm"}}, {"name": "data", "emptyDir": {}}])
+    (tmp_path / "data").mkdir()
     mounts = cs.container_mounts(p, container, {"cm": tmp_path / "cm", "data": tmp_path / "data"}, [])
     assert mounts[0].readonly is True and mounts[1].readonly is False
     assert mounts[1].host_path == str((tmp_path / "data" / "x" / "y").resolve())
     bad = {"name": "c", "volumeMounts": [{"name": "data", "mountPath": "/d", "subPath": "../escape"}]}
-    with pytest.raises(cs.ContainerConfigError, match="subPath"):
+    with pytest.raises(cs.ContainerConfigError, match=re.escape("SubPath `../escape`: must not contain '..'")):
         cs.container_mounts(p, bad, {"data": tmp_path / "data"}, [])
