@@ -6,10 +6,12 @@
 //
 //	go test -c -o e2e.test k8s.io/kubernetes/test/e2e
 //	go build -o agnhost k8s.io/kubernetes/test/images/agnhost
+//	go build -o ginkgo github.com/onsi/ginkgo/v2/ginkgo   (runs e2e.test in parallel)
 package tools
 
 import (
 	_ "github.com/onsi/ginkgo/v2"
+	_ "github.com/onsi/ginkgo/v2/ginkgo"
 	_ "gopkg.in/yaml.v2"
 	_ "k8s.io/component-base/version"
 	_ "k8s.io/klog/v2"
