@@ -5,8 +5,8 @@ names for a [Conformance] test is made locally, the way build.py makes the proje
 images (fixed mtimes and owners, sorted entries, gzip without timestamps: reproducible
 digests). Every image starts from Debian's busybox-static with its applets linked;
 agnhost-based ones add the `agnhost` binary built from k8s.io/kubernetes (see
-conformance/), plus `curl` and `bash` copied from this machine with their shared
-libraries (upstream's agnhost image has both).
+conformance/), plus `curl` and `bash` copied from this machine, each with the shared
+libraries `ldd` names (upstream's agnhost image has curl and bash).
 
     e2e-test-images/agnhost:2.52           /agnhost (ENTRYPOINT, CMD pause), busybox as /bin/sh, curl, bash
     e2e-test-images/nautilus:1.7, kitten:1.7  agnhost with CMD test-webserver
@@ -109,14 +109,16 @@ def busybox_layer() -> Layer:
     return layer
 
 
-def add_host_binary(layer: Layer, binary: str) -> None:
-    """A dynamically linked program of this machine, with the libraries `ldd` names."""
+def add_host_binary(layer: Layer, binary: str, dest: str | None = None) -> None:
+    """A program of this machine (a name on PATH or a path) at `dest` (default: the same
+    path), with the shared libraries `ldd` names; a static one comes alone."""
     path = shutil.which(binary)
     if path is None:
         return
     real = Path(path).resolve()
-    layer.add_file(path, real.read_bytes(), 0o755)
-    out = subprocess.run(["ldd", str(real)], capture_output=True, text=True, check=True).stdout
+    layer.add_file(dest or path, real.read_bytes(), 0o755)
+    ldd = subprocess.run(["ldd", str(real)], capture_output=True, text=True)
+    out = ldd.stdout if ldd.returncode == 0 else ""  # "not a dynamic executable"
     for line in out.splitlines():
         words = line.split()
         lib = words[2] if "=>" in words and len(words) > 2 and words[2].startswith("/") else (
@@ -181,7 +183,7 @@ def images(agnhost: Path, nnp: Path | None, certs: Path | None) -> list[Image]:
     add_host_binary(tools, "curl")
     add_host_binary(tools, "bash")
     tools.dirs.add("uploads")
-    tools.add_file("agnhost", agnhost.read_bytes(), 0o755)
+    add_host_binary(tools, str(agnhost.resolve()), "agnhost")
     tools.add_link("agnhost-2", "agnhost")
     for name in ("localhost.crt", "localhost.key"):
         if certs is not None and (certs / name).exists():
