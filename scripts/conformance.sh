@@ -25,7 +25,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 MOD=$ROOT/conformance
 TOOLS=${PYK8S_TOOLS_DIR:-/var/lib/pyk8s/tools}/conformance
-VERSION=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$MOD/go.mod")
+VERSION=$(awk '($1 == "require" && $2 == "k8s.io/kubernetes") {print $3; exit} ($1 == "k8s.io/kubernetes" && $2 ~ /^v/) {print $2; exit}' "$MOD/go.mod")
+[ -n "$VERSION" ] || { echo "conformance: no k8s.io/kubernetes in $MOD/go.mod" >&2; exit 1; }
 BIN=$TOOLS/$VERSION
 FOCUS=${FOCUS:-'\[Conformance\]'}
 PROCS=${PROCS:-3}
@@ -63,6 +64,7 @@ mv "$MOD/images.txt.new" "$MOD/images.txt"
 
 # --- 2. images ----------------------------------------------------------------------------
 ./scripts/setup-platform.sh >/dev/null   # the registry and the project's own images
+mkdir -p "$BIN/images"
 certs=$(cd "$MOD" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/test/images/agnhost/porter
 .venv/bin/python scripts/images/e2e.py "$BIN/images" --agnhost "$BIN/agnhost" --nnp "$BIN/nnp" \
     --certs "$certs" > "$BIN/images/digests.txt"

@@ -11,7 +11,7 @@ libraries `ldd` names (upstream's agnhost image has curl and bash).
     e2e-test-images/agnhost:2.52           /agnhost (ENTRYPOINT, CMD pause), busybox as /bin/sh, curl, bash
     e2e-test-images/nautilus:1.7, kitten:1.7  agnhost with CMD test-webserver
     e2e-test-images/jessie-dnsutils:1.7    agnhost's filesystem (busybox nslookup, curl); no `dig`
-    e2e-test-images/busybox:1.36.1-1       busybox, CMD sh
+    e2e-test-images/busybox:1.36.1-1, 1.29-2  busybox, CMD sh
     e2e-test-images/httpd:2.4.38-4, 2.4.39-4  busybox httpd on :80 serving /usr/local/apache2/htdocs
     e2e-test-images/nginx:1.14-4, 1.15-4   busybox httpd on :80 serving /usr/share/nginx/html
     e2e-test-images/nonewprivs:1.3         setuid-root /usr/local/bin/nnp (upstream's nnp.go, built here)
@@ -217,7 +217,7 @@ def images(agnhost: Path, nnp: Path | None, certs: Path | None) -> list[Image]:
         Image(f"{e2e}/nautilus", "1.7", [*agn, shown("nautilus")], ["test-webserver"], ["/agnhost"], ports=[80]),
         Image(f"{e2e}/kitten", "1.7", [*agn, shown("kitten")], ["test-webserver"], ["/agnhost"], ports=[80]),
         Image(f"{e2e}/jessie-dnsutils", "1.7", agn, ["sh"]),
-        Image(f"{e2e}/busybox", "1.36.1-1", [base_gz], ["sh"]),
+        *(Image(f"{e2e}/busybox", tag, [base_gz], ["sh"]) for tag in ("1.36.1-1", "1.29-2")),
         Image(f"{e2e}/httpd", "2.4.38-4", web_gz, ["httpd-foreground"], ports=[80]),
         Image(f"{e2e}/httpd", "2.4.39-4", web_gz, ["httpd-foreground"], ports=[80]),
         Image(f"{e2e}/nginx", "1.14-4", web_gz, ["nginx", "-g", "daemon off;"], ports=[80]),
