@@ -19,7 +19,8 @@
 #   SERIAL=0                skip the [Serial] part
 #   DRY_RUN=1               list what would run (ginkgo dry run), no cluster needed
 #   BUILD_ONLY=1            build binaries and images, push them, write images.txt; no run
-#   TIMEOUT=3h              ginkgo suite timeout per part
+#   TIMEOUT=3h              ginkgo suite timeout of the parallel part (tests not reached count
+#                           as skipped "not reached"); SERIAL_TIMEOUT for the serial one
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -180,8 +181,8 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
     PROCS=1   # ginkgo dry-runs in series only
 fi
 
-run_part() {  # name label-filter procs
-    local part=$1 labels=$2 procs=$3 dir=$RUN/$1 rc=0
+run_part() {  # name label-filter procs timeout
+    local part=$1 labels=$2 procs=$3 TIMEOUT=$4 dir=$RUN/$1 rc=0
     mkdir -p "$dir"
     local args=("${common[@]/REPORT_DIR/$dir}")
     say "$part: focus=$FOCUS labels='$labels' procs=$procs (log: $dir/e2e.log)"
@@ -199,8 +200,8 @@ run_part() {  # name label-filter procs
     say "$part: exit $rc after $(cat "$dir/seconds") s"
     tail -n 30 "$dir/e2e.log" | grep -E '^(Ran|FAIL|PASS|SUCCESS)' >&2 || true
 }
-run_part parallel 'Conformance && !Serial' "$PROCS"
-[ "$SERIAL" = 1 ] && run_part serial 'Conformance && Serial' 1
+run_part parallel 'Conformance && !Serial' "$PROCS" "$TIMEOUT"
+[ "$SERIAL" = 1 ] && run_part serial 'Conformance && Serial' 1 "${SERIAL_TIMEOUT:-$TIMEOUT}"
 
 # --- 5. summary ---------------------------------------------------------------------------
 SUMMARY=$MOD/results/summary.md
