@@ -3,7 +3,8 @@
 A run directory holds one subdirectory per part (parallel, serial), each with the JUnit
 XML e2e.test wrote (`--report-dir`) and its log. A test counts once: failed if it failed in
 any part, else passed if it passed in one, else skipped (it matched the focus but was
-skipped: by conformance/skip.txt, or by the part's label filter in every part).
+skipped: by conformance/skip.txt, or by the part's label filter in every part), or not reached
+(the suite timeout interrupted it or came before it).
 Failures are grouped by the first line of their message with numbers and names blurred.
 
 The summary file keeps one section per focus: a new run replaces the section of the same
@@ -19,7 +20,8 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-RANK = {"skipped": 0, "passed": 1, "failed": 2}
+RANK = {"skipped": 0, "not reached": 1, "passed": 2, "failed": 3}
+STATES = ("passed", "failed", "skipped", "not reached")
 SIG = re.compile(r"\[(sig-[a-z-]+)\]")
 
 
@@ -41,10 +43,16 @@ def results(run: Path) -> tuple[dict[str, str], dict[str, str], float]:
                 if not name or (name.startswith("[") and not SIG.match(name)):
                     continue  # suite nodes: [SynchronizedBeforeSuite], [ReportAfterSuite] ...
                 failure = case.find("failure")
-                if failure is None:
-                    failure = case.find("error")
-                now = "failed" if failure is not None else "skipped" if case.find("skipped") is not None \
-                    else "passed"
+                error = case.find("error")  # interrupted (the suite timeout) or aborted
+                skipped = case.find("skipped")
+                if failure is not None:
+                    now = "failed"
+                elif error is not None or (skipped is not None and "interrupt" in skipped.get("message", "").lower()):
+                    now = "not reached"
+                elif skipped is not None:
+                    now = "skipped"
+                else:
+                    now = "passed"
                 if RANK[now] >= RANK.get(state.get(name, "skipped"), 0):
                     state[name] = now
                 if failure is not None:
@@ -65,11 +73,11 @@ def section(run: Path, focus: str, version: str, skip_list: Path) -> str:
     state, message, seconds = results(run)
     pattern = re.compile(focus)
     state = {n: s for n, s in state.items() if pattern.search(n) or s != "skipped"}
-    per_sig: dict[str, dict[str, int]] = defaultdict(lambda: {"passed": 0, "failed": 0, "skipped": 0})
+    per_sig: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATES, 0))
     for name, st in state.items():
         m = SIG.search(name)
         per_sig[m.group(1) if m else "other"][st] += 1
-    total = {k: sum(v[k] for v in per_sig.values()) for k in ("passed", "failed", "skipped")}
+    total = {k: sum(v[k] for v in per_sig.values()) for k in STATES}
     date = datetime.datetime.fromtimestamp(run.stat().st_mtime, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     skipped_by_list = sum(1 for ln in skip_list.read_text().splitlines() if ln.strip() and not ln.startswith("#"))
     out = [f"<!-- run focus={focus} -->", f"## `{focus}`", "",
@@ -80,11 +88,13 @@ def section(run: Path, focus: str, version: str, skip_list: Path) -> str:
         tail = log.read_text(errors="replace").splitlines()[-25:] if log else []
         out += ["No JUnit results: the suite did not get to its tests. Log tail:", "", "```", *tail, "```", ""]
         return "\n".join(out)
-    out += ["| SIG | passed | failed | skipped |", "|---|---:|---:|---:|"]
+    cols = [k for k in STATES if k != "not reached" or total[k]]
+    out += ["| SIG | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for sig in sorted(per_sig):
-        c = per_sig[sig]
-        out.append(f"| {sig} | {c['passed']} | {c['failed']} | {c['skipped']} |")
-    out += [f"| **all** | **{total['passed']}** | **{total['failed']}** | **{total['skipped']}** |", ""]
+        out.append(f"| {sig} | " + " | ".join(str(per_sig[sig][k]) for k in cols) + " |")
+    out += ["| **all** | " + " | ".join(f"**{total[k]}**" for k in cols) + " |", ""]
+    if total["not reached"]:
+        out += ["not reached: cut off by the suite timeout (TIMEOUT/SERIAL_TIMEOUT) before or while running.", ""]
     failed = sorted(n for n, s in state.items() if s == "failed")
     if failed:
         groups: dict[str, list[str]] = defaultdict(list)

@@ -189,8 +189,12 @@ run_part() {  # name label-filter procs timeout
     local start
     start=$(date +%s)
     if [ "$procs" -gt 1 ]; then
+        # The CLI writes its own JUnit file too: e2e.test's (--report-dir) comes from process 1
+        # only, and a test that fails inside a goroutine of its own (chunking.go does) kills its
+        # process; the CLI's report still has every spec the other processes ran.
         "$BIN/ginkgo" run --procs="$procs" --focus="$FOCUS" ${skip:+--skip="$skip"} --label-filter="$labels" \
-            --timeout="$TIMEOUT" --no-color --output-interceptor-mode=none "$BIN/e2e.test" -- "${args[@]}" \
+            --timeout="$TIMEOUT" --no-color --output-interceptor-mode=none \
+            --output-dir="$dir" --junit-report=junit_ginkgo.xml "$BIN/e2e.test" -- "${args[@]}" \
             > "$dir/e2e.log" 2>&1 || rc=$?
     else
         "$BIN/e2e.test" --ginkgo.focus="$FOCUS" ${skip:+--ginkgo.skip="$skip"} --ginkgo.label-filter="$labels" \
