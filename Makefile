@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 DATA ?= $(CURDIR)/.data
 
-.PHONY: setup venv platform kubectl up down status test lint unit integration e2e bench vagrant-test
+.PHONY: setup venv platform kubectl up down status test lint unit integration e2e bench vagrant-test conformance import-image
 
 venv:
 	./scripts/bootstrap.sh
@@ -45,3 +45,12 @@ bench: setup
 # Boots the real Vagrantfile under QEMU emulation with a locally built box (long; not in CI).
 vagrant-test: setup
 	./scripts/vagrant-test.sh
+
+# Upstream's conformance suite (e2e.test v1.31, built from conformance/) against a 2-node lab
+# (or $KUBECONFIG); long, not in CI. FOCUS='\[sig-node\].*Conformance' runs one area.
+conformance: setup
+	./scripts/conformance.sh
+
+# An OCI or Docker archive into the local registry: make import-image FILE=x.tar [REF=nginx:1.25]
+import-image:
+	./scripts/images/import.sh "$(FILE)" $(REF)

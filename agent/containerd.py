@@ -84,7 +84,13 @@ def render_config(paths: ContainerdPaths, *, sandbox_image: str = "pyk8s.local/p
         f"    bin_dir = {_toml_string(str(cni_bin_dir))}",
         f"    conf_dir = {_toml_string(str(paths.cni_conf_dir))}",
     ]
-    for host, endpoint in sorted((registry_mirrors or {}).items()):
+    mirrors = dict(registry_mirrors or {})
+    # Nothing is pulled from the internet: the local registry behind `pyk8s.local` also serves
+    # docker.io and registry.k8s.io, so `image: busybox` or `registry.k8s.io/pause:3.10` run unchanged.
+    if "pyk8s.local" in mirrors:
+        for upstream in ("docker.io", "registry.k8s.io"):
+            mirrors.setdefault(upstream, mirrors["pyk8s.local"])
+    for host, endpoint in sorted(mirrors.items()):
         lines += [
             f"  [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.{_toml_string(host)}]",
             f"    endpoint = [{_toml_string(endpoint)}]",
