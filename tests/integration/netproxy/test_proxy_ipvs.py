@@ -33,7 +33,11 @@ def test_ipvs_mode_refuses_without_the_kernel_module(tmp_path) -> None:
         pytest.skip(f"this kernel has IPVS ({why})")
     print(f"IPVS absent here: {why}")
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    # A well-formed kubeconfig of an API server that is not there: the mode is refused before any connection.
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                          "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                          "users: [{name: u, user: {token: t}}]\n"
+                          "contexts: [{name: c, context: {cluster: k, user: u}}]\n")
     result = subprocess.run([sys.executable, "-m", "pyk8s.cli", "proxy", "--kubeconfig", str(kubeconfig),
                              "--hostname-override", "n1", "--proxy-mode", "ipvs", "--healthz-bind-address", "",
                              "--metrics-bind-address", ""], capture_output=True, text=True, timeout=60)

@@ -71,5 +71,5 @@ def test_setup_platform_serves_the_images() -> None:
         with urllib.request.urlopen("http://127.0.0.1:5000/v2/_catalog", timeout=2) as resp:
             catalog = json.loads(resp.read())
     except OSError:
-        pytest.skip("no local registry on 127.0.0.1:5000 (scripts/setup-platform.sh starts it)")
+        pytest.fail("no local registry on 127.0.0.1:5000: run scripts/setup-platform.sh (make setup) first")
     assert {"pause", "busybox", "web"} <= set(catalog["repositories"])
