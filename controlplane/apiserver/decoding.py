@@ -52,6 +52,7 @@ from typing import Any, TypeVar
 import orjson
 import yaml
 
+from controlplane import heap
 from controlplane.api import errors
 
 MAX_DEPTH = 128
@@ -336,7 +337,10 @@ async def off_loop(size: int, fn: Callable[..., T], *args: Any) -> T:
     (a thread hop costs more than decoding a few kilobytes)."""
     if size <= OFFLOAD_BYTES:
         return fn(*args)
-    return await asyncio.get_running_loop().run_in_executor(_pool(), lambda: fn(*args))
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_pool(), lambda: fn(*args))
+    finally:
+        heap.TRIMMER.soon()  # a large parse leaves megabytes of freed intermediate objects
 
 
 def summarize(body: bytes, max_length: int = 30) -> str:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import gc
 
+from controlplane import heap
+
 # A young collection every 50,000 net allocations of container objects (instead of 700),
 # a middle one every 20 of those, a full one every 10 middle ones (and, as always, only
 # when the objects promoted since the last full one are a quarter of those it kept).
@@ -26,3 +28,4 @@ CONTROL_PLANE_THRESHOLDS = (50_000, 20, 10)
 
 def tune_for_control_plane() -> None:
     gc.set_threshold(*CONTROL_PLANE_THRESHOLDS)
+    heap.tune_malloc()  # freed memory goes back to the system (controlplane/heap.py)
