@@ -66,7 +66,8 @@ LIST_MEDIA = ("application/json", "application/json;stream=watch", "application/
               "application/vnd.kubernetes.protobuf;stream=watch", "application/yaml")
 PATCH_MEDIA = ("application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json",
                "application/strategic-merge-patch+json")
-# Kinds whose DELETE answers with the object rather than a Status (as this server and upstream do).
+# Kinds whose DELETE answers with the object rather than a Status (as this server answers; upstream
+# also returns the object for some other kinds, such as Service).
 DELETE_RETURNS_OBJECT = frozenset({"Pod", "Namespace"})
 
 # Query parameters, with upstream's types.
