@@ -56,27 +56,141 @@ def _referenced(roots: list[str]) -> dict[str, Any]:
     return dict(sorted(found.items()))
 
 
-def _params() -> list[dict[str, Any]]:
-    names = ("dryRun", "fieldManager", "fieldValidation", "force", "pretty")
-    return [{"name": n, "in": "query", "schema": {"type": "string"}, "uniqueItems": True} for n in names]
+STATUS = "io.k8s.apimachinery.pkg.apis.meta.v1.Status"
+DELETE_OPTIONS = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"
+PATCH = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch"
+SCALE = "io.k8s.api.autoscaling.v1.Scale"
+# What upstream's operations answer in (a watch also in its stream forms).
+OBJECT_MEDIA = ("application/json", "application/vnd.kubernetes.protobuf", "application/yaml")
+LIST_MEDIA = ("application/json", "application/json;stream=watch", "application/vnd.kubernetes.protobuf",
+              "application/vnd.kubernetes.protobuf;stream=watch", "application/yaml")
+PATCH_MEDIA = ("application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json",
+               "application/strategic-merge-patch+json")
+# Kinds whose DELETE answers with the object rather than a Status (as this server answers; upstream
+# also returns the object for some other kinds, such as Service).
+DELETE_RETURNS_OBJECT = frozenset({"Pod", "Namespace"})
+
+# Query parameters, with upstream's types.
+_BOOLEAN = ("allowWatchBookmarks", "force", "orphanDependents", "sendInitialEvents", "watch")
+_INTEGER = ("gracePeriodSeconds", "limit", "timeoutSeconds")
+_LIST = ("allowWatchBookmarks", "continue", "fieldSelector", "labelSelector", "limit", "resourceVersion",
+         "resourceVersionMatch", "sendInitialEvents", "timeoutSeconds", "watch")
+_WRITE = ("dryRun", "fieldManager", "fieldValidation")
+_DELETE = ("dryRun", "gracePeriodSeconds", "orphanDependents", "propagationPolicy")
+_DELETE_COLLECTION = ("continue", "dryRun", "fieldSelector", "gracePeriodSeconds", "labelSelector", "limit",
+                      "orphanDependents", "propagationPolicy", "resourceVersion", "resourceVersionMatch",
+                      "sendInitialEvents", "timeoutSeconds")
 
 
-def _operations(rt: ResourceType) -> dict[str, Any]:
-    gvk = {"group": rt.group, "version": rt.version, "kind": rt.kind}
-    ref = {"$ref": f"#/components/schemas/{_schema_name(rt)}"}
-    body = {"content": {"application/json": {"schema": ref}}}
-    ok = {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}
+def _query(*names: str) -> list[dict[str, Any]]:
+    return [{"name": n, "in": "query", "schema": {"type": "boolean" if n in _BOOLEAN else "integer" if n in
+                                                  _INTEGER else "string", "uniqueItems": True}}
+            for n in names]
 
-    def op(verb: str, action: str, with_body: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = {"operationId": f"{verb}{rt.kind}", "responses": ok,
-                                  "x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk,
-                                  "parameters": _params()}
-        if with_body:
-            result["requestBody"] = body
-        return result
 
-    return {"get": op("read", "get"), "put": op("replace", "put", True), "patch": op("patch", "patch", True),
-            "delete": op("delete", "delete")}
+def _path_params(rt: ResourceType, item: bool) -> list[dict[str, Any]]:
+    """The path item's own parameters, as upstream lists them: name, namespace, pretty."""
+    found = []
+    if item:
+        found.append({"name": "name", "in": "path", "required": True, "description": f"name of the {rt.kind}",
+                      "schema": {"type": "string", "uniqueItems": True}})
+    if rt.namespaced:
+        found.append({"name": "namespace", "in": "path", "required": True, "description": "object name and auth "
+                      "scope, such as for teams and projects", "schema": {"type": "string", "uniqueItems": True}})
+    return [*found, *_query("pretty")]
+
+
+def _content(name: str, media: tuple[str, ...] = OBJECT_MEDIA) -> dict[str, Any]:
+    return {m: {"schema": {"$ref": f"{REF_PREFIX}{name}"}} for m in media}
+
+
+def _responses(name: str, *codes: str, media: tuple[str, ...] = OBJECT_MEDIA) -> dict[str, Any]:
+    words = {"200": "OK", "201": "Created", "202": "Accepted"}
+    found: dict[str, Any] = {code: {"description": words[code], "content": _content(name, media)} for code in codes}
+    found["401"] = {"description": "Unauthorized"}
+    return found
+
+
+def _op_id(verb: str, rt: ResourceType, suffix: str = "", scope: str = "") -> str:
+    """Upstream's operation ids: readCoreV1NamespacedPodStatus, deleteCoreV1CollectionNamespacedPod,
+    listAppsV1DeploymentForAllNamespaces (`scope`: "collection" or "all")."""
+    group = (rt.group.split(".")[0] if rt.group else "core").capitalize()
+    collection = "Collection" if scope == "collection" else ""
+    namespaced = "Namespaced" if rt.namespaced and scope != "all" else ""
+    tail = "ForAllNamespaces" if scope == "all" else ""
+    return f"{verb}{group}{rt.version.capitalize()}{collection}{namespaced}{rt.kind}{suffix}{tail}"
+
+
+def _tag(rt: ResourceType) -> str:
+    return f"{rt.group.split('.')[0] if rt.group else 'core'}_{rt.version}"
+
+
+def _op(rt: ResourceType, op_id: str, action: str, params: list[dict[str, Any]], responses: dict[str, Any],
+        body: str | None = None, body_media: tuple[str, ...] = ("*/*",), body_required: bool = True,
+        description: str = "") -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "description": description, "operationId": op_id, "responses": responses, "tags": [_tag(rt)],
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": {"group": rt.group, "version": rt.version, "kind": rt.kind}}
+    if params:
+        result["parameters"] = params
+    if body is not None:
+        result["requestBody"] = {"content": _content(body, body_media)}
+        if body_required:
+            result["requestBody"]["required"] = True
+    return result
+
+
+def _item_ops(rt: ResourceType, kind_name: str, suffix: str = "", what: str = "") -> dict[str, Any]:
+    """get, put and patch of an object or of its status or scale subresource (`suffix`: Status, Scale)."""
+    of = f"{what} of " if what else ""
+    return {
+        "get": _op(rt, _op_id("read", rt, suffix), "get", [], _responses(kind_name, "200"),
+                   description=f"read {of}the specified {rt.kind}"),
+        "put": _op(rt, _op_id("replace", rt, suffix), "put", _query(*_WRITE), _responses(kind_name, "200", "201"),
+                   kind_name, description=f"replace {of}the specified {rt.kind}"),
+        "patch": _op(rt, _op_id("patch", rt, suffix), "patch", _query(*_WRITE, "force"),
+                     _responses(kind_name, "200", "201"), PATCH, PATCH_MEDIA,
+                     description=f"partially update {of}the specified {rt.kind}"),
+    }
+
+
+def _paths(rt: ResourceType) -> dict[str, Any]:
+    """The path items of one resource type, in upstream's shape: every path with its parameters, every
+    operation with its query parameters, request body and responses."""
+    name = _schema_name(rt)
+    collection = rt.path("{namespace}" if rt.namespaced else None)
+    create = _op(rt, _op_id("create", rt), "post", _query(*_WRITE), _responses(name, "200", "201", "202"), name,
+                 description=f"create a {rt.kind}")
+    if not rt.stored:  # a review: POST only
+        return {collection: {"parameters": _path_params(rt, False), "post": create}}
+    list_name = list_definition_name(rt)
+    paths: dict[str, Any] = {collection: {
+        "parameters": _path_params(rt, False),
+        "get": _op(rt, _op_id("list", rt), "list", _query(*_LIST), _responses(list_name, "200", media=LIST_MEDIA),
+                   description=f"list or watch objects of kind {rt.kind}"),
+        "post": create,
+        "delete": _op(rt, _op_id("delete", rt, scope="collection"), "deletecollection", _query(*_DELETE_COLLECTION), _responses(STATUS, "200"), DELETE_OPTIONS,
+                      body_required=False, description=f"delete collection of {rt.kind}"),
+    }}
+    deleted = name if rt.kind in DELETE_RETURNS_OBJECT else STATUS
+    paths[rt.path("{namespace}" if rt.namespaced else None, "{name}")] = {
+        "parameters": _path_params(rt, True), **_item_ops(rt, name),
+        "delete": _op(rt, _op_id("delete", rt), "delete", _query(*_DELETE), _responses(deleted, "200", "202"),
+                      DELETE_OPTIONS, body_required=False, description=f"delete a {rt.kind}")}
+    if "status" in rt.subresources:
+        paths[rt.path("{namespace}" if rt.namespaced else None, "{name}", "status")] = {
+            "parameters": _path_params(rt, True), **_item_ops(rt, name, "Status", "status")}
+    if "scale" in rt.subresources:
+        paths[rt.path("{namespace}" if rt.namespaced else None, "{name}", "scale")] = {
+            "parameters": _path_params(rt, True), **_item_ops(rt, SCALE, "Scale", "scale")}
+    if rt.namespaced:
+        paths[rt.path(None)] = {
+            "parameters": _query(*_LIST, "pretty"),
+            "get": _op(rt, _op_id("list", rt, scope="all"), "list", [],
+                       _responses(list_name, "200", media=LIST_MEDIA),
+                       description=f"list or watch objects of kind {rt.kind}")}
+    return paths
 
 
 @functools.cache
@@ -84,22 +198,13 @@ def document(group: str, version: str) -> bytes:
     resources = [r for r in RESOURCES if r.group == group and r.version == version]
     paths: dict[str, Any] = {}
     for rt in resources:
-        item_path = rt.path("{namespace}" if rt.namespaced else None, "{name}")
-        collection = rt.path("{namespace}" if rt.namespaced else None)
-        ops = _operations(rt)
-        paths[collection] = {"post": {**ops["put"], "operationId": f"create{rt.kind}", "x-kubernetes-action":
-                                      "post"}}
-        if not rt.stored:
-            continue  # a review: POST only
-        paths[item_path] = ops
-        list_ref = {"$ref": f"#/components/schemas/{list_definition_name(rt)}"}
-        paths[collection]["get"] = {
-            "operationId": f"list{rt.kind}", "x-kubernetes-action": "list", "parameters": _params(),
-            "x-kubernetes-group-version-kind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
-            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": list_ref}}}}}
-    schemas = _referenced([name for rt in resources
-                           for name in ((_schema_name(rt), list_definition_name(rt)) if rt.stored
-                                        else (_schema_name(rt),))])
+        paths.update(_paths(rt))
+    roots = [STATUS, DELETE_OPTIONS, PATCH]
+    if any("scale" in rt.subresources for rt in resources):
+        roots.append(SCALE)
+    schemas = _referenced([*roots, *(name for rt in resources
+                                     for name in ((_schema_name(rt), list_definition_name(rt)) if rt.stored
+                                                  else (_schema_name(rt),)))])
     doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.31.0-pyk8s"}, "paths": paths,
            "components": {"schemas": schemas}}
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)

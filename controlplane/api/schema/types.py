@@ -155,6 +155,63 @@ def _meta() -> dict[str, Schema]:
     }
 
 
+def _request_meta() -> dict[str, Schema]:
+    """The kinds of request and error bodies that the OpenAPI operations name: DeleteOptions, Patch,
+    Status and autoscaling/v1 Scale."""
+    m = META
+    scale = "io.k8s.api.autoscaling.v1."
+    return {
+        m + "DeleteOptions": obj("Options of a delete.", {
+            "apiVersion": _API_VERSION, "kind": _KIND,
+            "dryRun": strings("All: run every stage without persisting the result."),
+            "gracePeriodSeconds": integer("Seconds before the object is deleted; 0 deletes at once.", "int64"),
+            "orphanDependents": boolean("Deprecated: orphan the dependents instead of deleting them."),
+            "preconditions": ref(m + "Preconditions", "What must hold for the delete to go ahead."),
+            "propagationPolicy": string("Orphan, Background or Foreground: what happens to the dependents."),
+        }, gvk=("", "v1", "DeleteOptions")),
+        m + "Preconditions": obj("Conditions the object must meet before it is deleted.", {
+            "resourceVersion": string("The object's resourceVersion must be this."),
+            "uid": string("The object's uid must be this."),
+        }),
+        m + "Patch": {"type": "object", "description": "The body of a PATCH request: a JSON patch, a merge "
+                      "patch, a strategic merge patch or an apply configuration."},
+        m + "Status": obj("The result of a request that returns no object: a failure or a deletion.", {
+            "apiVersion": _API_VERSION, "kind": _KIND,
+            "metadata": ref(m + "ListMeta", "Standard list metadata.", default={}),
+            "status": string("Success or Failure."),
+            "message": string("Human-readable description of the status."),
+            "reason": string("Machine-readable CamelCase reason of a failure."),
+            "details": ref(m + "StatusDetails", "What the reason refers to."),
+            "code": integer("The HTTP status code of the answer."),
+        }, gvk=("", "v1", "Status")),
+        m + "StatusDetails": obj("The object a Status refers to, and the causes of a failure.", {
+            "name": string("Name of the object."),
+            "group": string("API group of the object."),
+            "kind": string("Kind (resource) of the object."),
+            "uid": string("UID of the object."),
+            "causes": refs(m + "StatusCause", "Field-level causes of a failure.", list_type="atomic"),
+            "retryAfterSeconds": integer("Seconds to wait before a retry."),
+        }),
+        m + "StatusCause": obj("One cause of a failure.", {
+            "reason": string("Machine-readable reason, such as FieldValueInvalid."),
+            "message": string("Human-readable description of the cause."),
+            "field": string("The field that caused the failure, such as spec.replicas."),
+        }),
+        scale + "Scale": obj("The desired and observed replica count of a scalable object.", {
+            "apiVersion": _API_VERSION, "kind": _KIND, "metadata": _METADATA,
+            "spec": ref(scale + "ScaleSpec", "The desired replica count.", default={}),
+            "status": ref(scale + "ScaleStatus", "The observed replica count.", default={}),
+        }, gvk=("autoscaling", "v1", "Scale")),
+        scale + "ScaleSpec": obj("The desired replica count.", {
+            "replicas": integer("Desired number of replicas."),
+        }),
+        scale + "ScaleStatus": obj("The observed replica count.", {
+            "replicas": integer("Observed number of replicas.", default=0),
+            "selector": string("Label selector of the pods, in query-parameter form."),
+        }, ["replicas"]),
+    }
+
+
 def _container(ephemeral: bool = False) -> Schema:
     c = CORE
     props: dict[str, Schema] = {
@@ -1479,7 +1536,7 @@ def list_definition_name(rt: ResourceType) -> str:
 @functools.cache
 def definitions() -> Mapping[str, Schema]:
     """Every named definition, the per-kind list kinds included. Read-only."""
-    table: dict[str, Schema] = {**_meta(), **_pod(), **_core_other(), **_apps(), **_batch(),
+    table: dict[str, Schema] = {**_meta(), **_request_meta(), **_pod(), **_core_other(), **_apps(), **_batch(),
                                 **_discovery_coordination(), **reviews.definitions()}
     for rt in RESOURCES:
         if rt.stored:  # the review kinds have no lists
