@@ -38,7 +38,7 @@ from controlplane.client import Client
 from controlplane.storage.sqlite import SQLiteStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import upstream  # noqa: E402  (bench/upstream.py, beside this file)
+import upstream
 
 ROW = b"x" * 550
 REPO = Path(__file__).resolve().parents[1]

@@ -16,10 +16,10 @@ import json
 import os
 import secrets
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
-import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -108,7 +108,7 @@ def make_pki(directory: Path) -> PKI:
     from cryptography.x509.oid import NameOID
 
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "yardstick-ca")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
@@ -146,14 +146,19 @@ def etcd_argv(data_dir: Path, client_port: int, peer_port: int) -> list[str]:
 
 def kube_apiserver_argv(binary: Path, pki: PKI, token_file: Path, etcd_port: int, port: int,
                         service_cidr: str = "10.96.0.0/12") -> list[str]:
-    """kube-apiserver on 127.0.0.1:port with AlwaysAllow authorization and a static admin token."""
+    """kube-apiserver on 127.0.0.1:port with AlwaysAllow authorization and a static admin token.
+
+    No controller manager runs, so nothing makes the `default` ServiceAccount: the ServiceAccount
+    admission plugin (which refuses pods without one) is off; nor does anything remove the not-ready
+    taint TaintNodesByCondition puts on every new Node, so that plugin is off too (a Node is stored as
+    posted, as on pyk8s); no priority-and-fairness limits."""
     return [str(binary), "--bind-address=127.0.0.1", f"--secure-port={port}", "--advertise-address=127.0.0.1",
             f"--etcd-servers=http://127.0.0.1:{etcd_port}", f"--service-cluster-ip-range={service_cidr}",
             f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
             f"--client-ca-file={pki.ca}", f"--token-auth-file={token_file}",
             f"--service-account-key-file={pki.sa_pub}", f"--service-account-signing-key-file={pki.sa_key}",
             "--service-account-issuer=https://kubernetes.default.svc", "--authorization-mode=AlwaysAllow",
-            "--enable-priority-and-fairness=false", "--v=0"]
+            "--enable-priority-and-fairness=false", "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition", "--v=0"]
 
 
 def write_kubeconfig(path: Path, server: str, ca: Path, token: str) -> Path:
