@@ -293,8 +293,8 @@ async def one_scheduler_run(server: upstream.Server, which: str, directory: Path
 
     async def watch_bindings() -> None:
         async for event in client.watch(resources.PODS, "default", resource_version=rv):
-            obj = event.object
-            if obj["spec"].get("nodeName") and obj["metadata"]["name"] not in bound_at:
+            obj = event.object  # a BOOKMARK or ERROR event has no spec
+            if obj.get("spec", {}).get("nodeName") and obj["metadata"]["name"] not in bound_at:
                 bound_at[obj["metadata"]["name"]] = time.perf_counter()
                 if len(bound_at) == pods:
                     return
