@@ -6,6 +6,14 @@ floor for writes is raw SQLite: one ~550-byte row per committed transaction,
 measured in the same run on the same disk.
 
     .venv/bin/python bench/api_bench.py [--pods 10000] [--clients 50] [--watchers 1000] [--services 3000]
+
+With `--against upstream` it runs only the CREATE/GET load (and the first-request figure) against
+three servers in turn, each fresh: upstream's kube-apiserver on a throwaway etcd (Debian's 3.4),
+`pyk8s apiserver` on SQLite, and `pyk8s apiserver` on the same kind of etcd; each line names its
+server, then one `api.vs_upstream` line per pyk8s server gives ours/upstream for every figure,
+including the server's RSS after the load (bench/UPSTREAM.md).
+
+    .venv/bin/python bench/api_bench.py --against upstream [--clients 50] [--per-client 100]
 """
 
 from __future__ import annotations
@@ -28,6 +36,9 @@ import aiohttp
 from controlplane.api import resources
 from controlplane.client import Client
 from controlplane.storage.sqlite import SQLiteStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import upstream
 
 ROW = b"x" * 550
 REPO = Path(__file__).resolve().parents[1]
@@ -85,7 +96,7 @@ def pod(name: str) -> dict[str, object]:
                                      "ports": [{"containerPort": 8080}]}]}}
 
 
-async def open_connections(client: Client, clients: int) -> None:
+async def open_connections(client: Client, clients: int, **tags: object) -> dict[str, float]:
     """Each client's first request: a new HTTPS connection (TCP and TLS handshakes) all at once.
 
     Upstream's API latency SLI (apiserver_request_duration_seconds) starts when the request
@@ -100,10 +111,12 @@ async def open_connections(client: Client, clients: int) -> None:
         first.append(time.perf_counter() - t0)
 
     await asyncio.gather(*(one() for _ in range(clients)))
-    emit("api.first_request_on_new_connection", clients=clients, p50_ms=pct(first, 0.5), max_ms=pct(first, 1.0))
+    figures = {"p50_ms": pct(first, 0.5), "max_ms": pct(first, 1.0)}
+    emit("api.first_request_on_new_connection", **tags, clients=clients, **figures)
+    return figures
 
 
-async def api_load(client: Client, clients: int, per_client: int) -> None:
+async def api_load(client: Client, clients: int, per_client: int, **tags: object) -> dict[str, float]:
     create_lat: list[float] = []
     get_lat: list[float] = []
 
@@ -120,9 +133,14 @@ async def api_load(client: Client, clients: int, per_client: int) -> None:
     start = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(clients)))
     elapsed = time.perf_counter() - start
-    emit("api.create", clients=clients, n=len(create_lat), p50_ms=pct(create_lat, 0.5),
-         p99_ms=pct(create_lat, 0.99), per_s=round(len(create_lat) / elapsed, 1))
-    emit("api.get", clients=clients, n=len(get_lat), p50_ms=pct(get_lat, 0.5), p99_ms=pct(get_lat, 0.99))
+    figures = {"create_p50_ms": pct(create_lat, 0.5), "create_p99_ms": pct(create_lat, 0.99),
+               "create_per_s": round(len(create_lat) / elapsed, 1),
+               "get_p50_ms": pct(get_lat, 0.5), "get_p99_ms": pct(get_lat, 0.99)}
+    emit("api.create", **tags, clients=clients, n=len(create_lat), p50_ms=figures["create_p50_ms"],
+         p99_ms=figures["create_p99_ms"], per_s=figures["create_per_s"])
+    emit("api.get", **tags, clients=clients, n=len(get_lat), p50_ms=figures["get_p50_ms"],
+         p99_ms=figures["get_p99_ms"])
+    return figures
 
 
 async def list_pods(client: Client, pods: int) -> None:
@@ -209,6 +227,44 @@ async def watch_fanout(client: Client, url: str, token: str, ca: Path, watchers:
          p50_ms=round((statistics.median(arrived) - t0) * 1000, 1))
 
 
+async def load_one(server: upstream.Server, label: str, clients: int, per_client: int) -> dict[str, float]:
+    """The --against upstream load on one server; its figures plus the server's RSS afterwards."""
+    async with Client.from_kubeconfig(server.kubeconfig) as client:
+        first = await open_connections(client, clients, server=label)
+        figures = await api_load(client, clients, per_client, server=label)
+    figures["first_request_p50_ms"] = first["p50_ms"]
+    figures["server_rss_mb"] = upstream.rss_mb(server.proc.pid)
+    upstream.emit("api.server_rss", server=label, rss_mb=figures["server_rss_mb"])
+    return figures
+
+
+async def against_upstream(args: argparse.Namespace) -> None:
+    binary = upstream.binaries()["kube-apiserver"]
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        (base / "up").mkdir()
+        with upstream.etcd(base / "up") as (port, etcd_proc), upstream.kube_apiserver(binary, base / "up", port) as s:
+            label = "kube-apiserver+etcd"
+            results[label] = await load_one(s, label, args.clients, args.per_client)
+            upstream.emit("api.etcd_rss", server=label, rss_mb=upstream.rss_mb(etcd_proc.pid))
+        (base / "sq").mkdir()
+        with upstream.pyk8s_apiserver(base / "sq") as s:
+            results["pyk8s+sqlite"] = await load_one(s, "pyk8s+sqlite", args.clients, args.per_client)
+        (base / "pe").mkdir()
+        with upstream.etcd(base / "pe") as (port, etcd_proc), \
+                upstream.pyk8s_apiserver(base / "pe", f"etcd://127.0.0.1:{port}") as s:
+            label = "pyk8s+etcd"
+            results[label] = await load_one(s, label, args.clients, args.per_client)
+            upstream.emit("api.etcd_rss", server=label, rss_mb=upstream.rss_mb(etcd_proc.pid))
+    theirs = results["kube-apiserver+etcd"]
+    for label in ("pyk8s+sqlite", "pyk8s+etcd"):
+        ours = results[label]
+        upstream.emit("api.vs_upstream", ours=label, upstream="kube-apiserver+etcd", clients=args.clients,
+                      **{k: {"ours": ours[k], "upstream": theirs[k], "ratio": upstream.ratio(ours[k], theirs[k])}
+                         for k in theirs})
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pods", type=int, default=10000)
@@ -216,7 +272,11 @@ async def main() -> None:
     parser.add_argument("--per-client", type=int, default=100)
     parser.add_argument("--watchers", type=int, default=1000)
     parser.add_argument("--services", type=int, default=3000)
+    parser.add_argument("--against", choices=["upstream"], help="the CREATE/GET load, also on kube-apiserver")
     args = parser.parse_args()
+    if args.against == "upstream":
+        await against_upstream(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         floor = raw_sqlite_floor(tmpdir / "raw.db", 5000)

@@ -7,6 +7,15 @@ inside it with `nsenter`, then loads the very same ruleset with
 one JSON line on stdout. Root only; namespaces are deleted also on failure.
 
     .venv/bin/python bench/proxy_bench.py --sizes 1000 10000 --modes iptables nftables
+
+With `--against upstream` each case runs twice, once with upstream's kube-proxy v1.31
+(scripts/upstream-binaries.sh) and once with `pyk8s proxy`, each as a program in a fresh network
+namespace of its own together with a fresh `pyk8s apiserver` (SQLite) on that namespace's
+loopback, which holds the N Services and EndpointSlices before the proxy starts. Both proxies'
+figures come from the same metric, kubeproxy_sync_proxy_rules_duration_seconds: the first sync
+(full), the median of one-endpoint changes (EndpointSlice updates 2 s apart), and the proxy's RSS.
+
+    .venv/bin/python bench/proxy_bench.py --against upstream --sizes 10000 --modes iptables nftables
 """
 
 from __future__ import annotations
@@ -120,6 +129,132 @@ async def inner(mode: str, variant: str, n: int, changes: int, dump: Path) -> No
           flush=True)
 
 
+# -- against upstream: a proxy program, an API server, both inside the namespace -----------------
+
+def proxy_argv(which: str, mode: str, kubeconfig: Path, metrics_port: int, healthz_port: int) -> list[str]:
+    """The command line of one proxy as a program of its own, metrics and healthz on loopback."""
+    if which == "kube-proxy":
+        sys.path.insert(0, str(REPO / "bench"))
+        import upstream
+
+        return [str(upstream.binaries()["kube-proxy"]), f"--kubeconfig={kubeconfig}", "--hostname-override=node1",
+                f"--proxy-mode={mode}", "--cluster-cidr=10.244.0.0/16", "--conntrack-max-per-core=0",
+                f"--metrics-bind-address=127.0.0.1:{metrics_port}",
+                f"--healthz-bind-address=127.0.0.1:{healthz_port}", "--v=0"]
+    return [str(REPO / ".venv" / "bin" / "python"), "-m", "pyk8s.cli", "proxy", "--kubeconfig", str(kubeconfig),
+            "--hostname-override", "node1", "--proxy-mode", mode, "--cluster-cidr", "10.244.0.0/16",
+            "--metrics-bind-address", f"127.0.0.1:{metrics_port}",
+            "--healthz-bind-address", f"127.0.0.1:{healthz_port}"]
+
+
+async def inner_against(which: str, mode: str, n: int, changes: int) -> None:
+    import urllib.request
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import upstream
+
+    from controlplane.api import resources
+    from controlplane.client import Client
+
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)  # this namespace's own loopback  # noqa: ASYNC221  (before any task runs)
+    duration = "kubeproxy_sync_proxy_rules_duration_seconds"
+    with tempfile.TemporaryDirectory() as tmp, upstream.pyk8s_apiserver(Path(tmp)) as server:
+        async with Client.from_kubeconfig(server.kubeconfig) as client:
+            await client.create(resources.NODES, {"metadata": {"name": "node1"}})
+            await client.create(resources.NAMESPACES, {"metadata": {"name": "bench"}})
+            services, slices = objects(n)
+            for i, svc in enumerate(services):  # 10.96.0.1 is the API server's own `kubernetes` Service
+                ip = 0x0A600000 + i + 16
+                svc["spec"]["clusterIP"] = ".".join(str((ip >> s) & 255) for s in (24, 16, 8, 0))
+            sem = asyncio.Semaphore(50)
+
+            async def post(rt: Any, obj: dict[str, Any]) -> None:
+                async with sem:
+                    await client.create(rt, obj)
+
+            t0 = time.monotonic()
+            await asyncio.gather(*(post(resources.SERVICES, s) for s in services))
+            await asyncio.gather(*(post(resources.ENDPOINTSLICES, s) for s in slices))
+            load_s = time.monotonic() - t0
+            del services
+            mport, hport = upstream.free_port(), upstream.free_port()
+            log = (Path(tmp) / "proxy.log").open("wb")
+            started = time.monotonic()
+            proc = subprocess.Popen(  # noqa: ASYNC220  (returns at once; polled below)
+                proxy_argv(which, mode, server.kubeconfig, mport, hport), stdout=log,
+                                    stderr=subprocess.STDOUT)
+
+            def metrics() -> tuple[float, float]:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10) as resp:
+                        text = resp.read().decode()
+                except OSError:
+                    return 0.0, 0.0
+                return (upstream.parse_metric(text, duration + "_count") or 0.0,
+                        upstream.parse_metric(text, duration + "_sum") or 0.0)
+
+            async def next_sync(after: float, limit: float = 1800) -> tuple[float, float]:
+                deadline = time.monotonic() + limit
+                while time.monotonic() < deadline:
+                    if proc.poll() is not None:
+                        log.flush()
+                        raise RuntimeError(f"{which} exited: {(Path(tmp) / 'proxy.log').read_text()[-1500:]}")
+                    count, total = await asyncio.to_thread(metrics)
+                    if count > after:
+                        return count, total
+                    await asyncio.sleep(0.2)
+                raise RuntimeError(f"{which}: no sync within {limit} s")
+
+            try:
+                count, total = await next_sync(0)
+                first_seen = time.monotonic() - started
+                full = total / count  # the first sync(s): every Service at once
+                await asyncio.sleep(3)
+                count, total = await asyncio.to_thread(metrics)
+                latencies = []
+                for k in range(changes):
+                    i = (k * 7919) % n
+                    addresses = [0x0A800000 + i * ENDPOINTS + j for j in range(ENDPOINTS)]
+                    addresses[k % ENDPOINTS] = 0x0AC00000 + k
+                    current = await client.get(resources.ENDPOINTSLICES, f"s{i}-a", "bench")
+                    current["endpoints"] = endpoint_slice(i, addresses)["endpoints"]
+                    await client.update(resources.ENDPOINTSLICES, current)
+                    new_count, new_total = await next_sync(count, 600)
+                    latencies.append((new_total - total) / (new_count - count))
+                    count, total = new_count, new_total
+                    await asyncio.sleep(2)
+                rss = upstream.rss_mb(proc.pid)
+            finally:
+                upstream.stop(proc)
+                log.close()
+    print(json.dumps({"objects_load_s": round(load_s, 1), "full_sync_s": round(full, 3),
+                      "start_to_first_sync_s": round(first_seen, 2),
+                      "change_sync_p50_s": round(statistics.median(latencies), 4),
+                      "change_sync_max_s": round(max(latencies), 4), "rss_mb": rss}), flush=True)
+
+
+def run_against(mode: str, n: int, changes: int) -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    import upstream
+
+    results: dict[str, dict[str, Any]] = {}
+    for which in ("kube-proxy", "pyk8s-proxy"):
+        with Namespace() as ns:
+            run = netns(ns, sys.executable, str(Path(__file__).resolve()), "--inner-against", which, "--mode", mode,
+                        "--services", str(n), "--changes", str(changes))
+        if run.returncode != 0:
+            raise RuntimeError(f"{which} {mode} run failed: {run.stderr[-2000:]}")
+        results[which] = json.loads(run.stdout.strip().splitlines()[-1])
+        print(json.dumps({"bench": "proxy_sync", "proxy": which, "mode": mode, "services": n,
+                          "endpoints_per_service": ENDPOINTS, **results[which]}), flush=True)
+    ours, theirs = results["pyk8s-proxy"], results["kube-proxy"]
+    keys = ("full_sync_s", "change_sync_p50_s", "change_sync_max_s", "rss_mb")
+    print(json.dumps({"bench": "proxy_sync.vs_upstream", "ours": "pyk8s-proxy", "upstream": "kube-proxy",
+                      "mode": mode, "services": n,
+                      **{k: {"ours": ours[k], "upstream": theirs[k], "ratio": upstream.ratio(ours[k], theirs[k])}
+                         for k in keys}}), flush=True)
+
+
 # -- on the host ----------------------------------------------------------------------------------
 
 def netns(name: str, *argv: str, stdin: str | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
@@ -196,13 +331,24 @@ def main() -> int:
     parser.add_argument("--variant", default="nft", help=argparse.SUPPRESS)
     parser.add_argument("--services", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--dump", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--against", choices=["upstream"], help="also upstream's kube-proxy, both as programs")
+    parser.add_argument("--inner-against", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.inner_against:
+        sys.path.insert(0, str(REPO))
+        asyncio.run(inner_against(args.inner_against, args.mode, args.services, args.changes))
+        return 0
     if args.inner:
         sys.path.insert(0, str(REPO))
         asyncio.run(inner(args.mode, args.variant, args.services, args.changes, args.dump))
         return 0
     if os.geteuid() != 0:
         print(json.dumps({"bench": "proxy_sync", "skipped": "needs root (network namespaces)"}))
+        return 0
+    if args.against == "upstream":
+        for n in args.sizes:
+            for label in args.modes:
+                run_against(label, n, args.changes)
         return 0
     for n in args.sizes:
         for label in args.modes:

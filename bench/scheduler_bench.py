@@ -21,6 +21,16 @@ With `--pending-first` every pod is created before the scheduler starts (10,000
 pending pods waiting), and the rate counts from the moment its caches have
 synced; create-to-bind then includes that wait. Without it pods are created
 (50 requests at a time) while the scheduler runs, as before.
+
+With `--against upstream` each scheduler runs as a program of its own (`pyk8s scheduler` and
+upstream's kube-scheduler v1.31, scripts/upstream-binaries.sh) against the same API server, fresh
+for each run: first both against upstream's kube-apiserver on a throwaway etcd, then both against
+`pyk8s apiserver` on SQLite. The N nodes and every pod are created first (pending), then the
+scheduler starts; `pods_per_s` counts from its start (start-up and cache sync included) and
+`steady_pods_per_s` from the first binding to the last. kube-scheduler gets a configuration whose
+client QPS/burst is 5000 (its default, 50/100, would make the figure its rate limiter's).
+
+    .venv/bin/python bench/scheduler_bench.py --against upstream [--nodes 1000] [--pods 2000]
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +56,19 @@ from controlplane.scheduler.cache import PodInfo
 from controlplane.scheduler.scheduler import Scheduler
 
 CONCURRENCY = 50
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+import upstream  # noqa: E402  (bench/upstream.py)
+
+KUBE_SCHEDULER_CONFIG = """apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: {kubeconfig}
+  qps: 5000
+  burst: 5000
+leaderElection:
+  leaderElect: false
+"""
 
 
 def emit(name: str, **values: object) -> None:
@@ -244,6 +269,91 @@ async def two_processes(args: argparse.Namespace, layout: str) -> None:
             await server.stop()
 
 
+def scheduler_argv(which: str, kubeconfig: Path, config: Path) -> list[str]:
+    """The command line of one scheduler as a program of its own."""
+    if which == "kube-scheduler":
+        return [str(upstream.binaries()["kube-scheduler"]), f"--config={config}", "--secure-port=0", "--v=0"]
+    return [str(REPO / ".venv" / "bin" / "python"), "-m", "pyk8s.cli", "scheduler", "--kubeconfig", str(kubeconfig)]
+
+
+async def one_scheduler_run(server: upstream.Server, which: str, directory: Path, nodes: int,
+                            pods: int) -> dict[str, Any]:
+    client = Client.from_kubeconfig(server.kubeconfig)
+    await create_nodes(client, nodes)
+    bound_at: dict[str, float] = {}
+    sem = asyncio.Semaphore(CONCURRENCY)
+
+    async def pod(i: int) -> None:
+        async with sem:
+            await client.create(resources.PODS, {"metadata": {"name": f"p{i:05d}", "namespace": "default"}, "spec": {
+                "containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "100m"}}}]}})
+
+    await asyncio.gather(*(pod(i) for i in range(pods)))
+    rv = (await client.list(resources.PODS, "default", limit=1))["metadata"]["resourceVersion"]
+
+    async def watch_bindings() -> None:
+        async for event in client.watch(resources.PODS, "default", resource_version=rv):
+            obj = event.object  # a BOOKMARK or ERROR event has no spec
+            if obj.get("spec", {}).get("nodeName") and obj["metadata"]["name"] not in bound_at:
+                bound_at[obj["metadata"]["name"]] = time.perf_counter()
+                if len(bound_at) == pods:
+                    return
+
+    watcher = asyncio.create_task(watch_bindings())
+    await asyncio.sleep(0.5)
+    config = directory / f"{which}.yaml"
+    config.write_text(KUBE_SCHEDULER_CONFIG.format(kubeconfig=server.kubeconfig))
+    log = (directory / f"{which}.log").open("wb")
+    start = time.perf_counter()
+    # Popen returns at once; the loop below polls the process.
+    proc = subprocess.Popen(scheduler_argv(which, server.kubeconfig, config),  # noqa: ASYNC220
+                            stdout=log, stderr=subprocess.STDOUT)
+    rss = 0.0
+    try:
+        while not watcher.done():
+            await asyncio.sleep(0.5)
+            if proc.poll() is not None:
+                raise RuntimeError(f"{which} exited with {proc.returncode} (log: {directory / (which + '.log')})")
+            if time.perf_counter() - start > 3600:
+                raise RuntimeError(f"{which}: {len(bound_at)} of {pods} bound after an hour")
+            rss = max(rss, upstream.rss_mb(proc.pid))
+        await watcher
+    finally:
+        upstream.stop(proc)
+        log.close()
+        watcher.cancel()
+        await client.close()
+    first, last = min(bound_at.values()), max(bound_at.values())
+    return {"pods_per_s": round(pods / (last - start), 1), "seconds": round(last - start, 1),
+            "steady_pods_per_s": round((pods - 1) / max(last - first, 1e-9), 1),
+            "first_bind_s": round(first - start, 2), "scheduler_rss_mb": rss}
+
+
+async def against_upstream(args: argparse.Namespace) -> None:
+    servers = ("kube-apiserver+etcd", "pyk8s+sqlite")
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    for server_label in servers:
+        for which in ("kube-scheduler", "pyk8s-scheduler"):
+            with tempfile.TemporaryDirectory() as tmp:
+                base = Path(tmp)
+                if server_label == "kube-apiserver+etcd":
+                    with upstream.etcd(base) as (port, _), \
+                            upstream.kube_apiserver(upstream.binaries()["kube-apiserver"], base, port) as server:
+                        figures = await one_scheduler_run(server, which, base, args.nodes, args.pods)
+                else:
+                    with upstream.pyk8s_apiserver(base) as server:
+                        figures = await one_scheduler_run(server, which, base, args.nodes, args.pods)
+            results[(server_label, which)] = figures
+            emit("scheduler.throughput", scheduler=which, api_server=server_label, nodes=args.nodes, pods=args.pods,
+                 pods_pending_first=True, **figures)
+    for server_label in servers:
+        ours, theirs = results[(server_label, "pyk8s-scheduler")], results[(server_label, "kube-scheduler")]
+        emit("scheduler.vs_upstream", ours="pyk8s-scheduler", upstream="kube-scheduler", api_server=server_label,
+             nodes=args.nodes, pods=args.pods,
+             **{k: {"ours": ours[k], "upstream": theirs[k], "ratio": upstream.ratio(ours[k], theirs[k])}
+                for k in theirs})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", type=int, default=1000)
@@ -254,9 +364,14 @@ def main() -> None:
                         help="API server and scheduler in this process (as `pyk8s server`), the load in another")
     parser.add_argument("--pending-first", action="store_true",
                         help="create every pod before the scheduler starts (rate counted from its start)")
+    parser.add_argument("--against", choices=["upstream"],
+                        help="pyk8s' and upstream's scheduler, each as a program, against the same API servers")
     args = parser.parse_args()
     if args.full:
         args.nodes, args.pods = 1000, 10000
+    if args.against == "upstream":
+        asyncio.run(against_upstream(args))
+        return
     tune_for_control_plane()  # this process runs the scheduler (and the API server), as the pyk8s commands do
     if args.split or args.server:
         asyncio.run(two_processes(args, "split" if args.split else "server"))

@@ -7,6 +7,12 @@
 //	go test -c -o e2e.test k8s.io/kubernetes/test/e2e
 //	go build -o agnhost k8s.io/kubernetes/test/images/agnhost
 //	go build -o ginkgo github.com/onsi/ginkgo/v2/ginkgo   (runs e2e.test in parallel)
+//
+// and scripts/upstream-binaries.sh builds the benches' yardsticks (bench/UPSTREAM.md):
+//
+//	go build k8s.io/kubernetes/cmd/kube-apiserver
+//	go build k8s.io/kubernetes/cmd/kube-scheduler
+//	go build k8s.io/kubernetes/cmd/kube-proxy
 package tools
 
 import (
@@ -15,6 +21,9 @@ import (
 	_ "gopkg.in/yaml.v2"
 	_ "k8s.io/component-base/version"
 	_ "k8s.io/klog/v2"
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/test/conformance/testdata"
 	_ "k8s.io/kubernetes/test/e2e"
 	_ "k8s.io/kubernetes/test/e2e/apimachinery"
