@@ -640,6 +640,12 @@ class Handlers:
             scale = patch.apply_patch(current, body, ctype)
         else:
             raise errors.method_not_supported(f"{target.rt.plural}/scale", request.method)
+        for field, go_type in (("spec", "v1.ScaleSpec"), ("metadata", "v1.ObjectMeta")):
+            value = scale.get(field)
+            if value is not None and not isinstance(value, dict):
+                raise errors.bad_request(
+                    'Scale in version "v1" cannot be handled as a Scale: json: cannot unmarshal '
+                    f"{_go_json_type(value)} into Go struct field Scale.{field} of type {go_type}")
         replicas = (scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or replicas < 0:
             raise errors.invalid("Scale", target.name, [errors.FieldCause(
@@ -758,3 +764,14 @@ class Handlers:
                          "creationTimestamp": meta.now_rfc3339()},
             "spec": {**spec, "expirationSeconds": seconds},
             "status": {"token": token, "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}}, 201)
+
+
+def _go_json_type(value: object) -> str:
+    """The JSON type name Go's decoder reports in `cannot unmarshal <type> into ...`."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"

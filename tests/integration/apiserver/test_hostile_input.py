@@ -435,3 +435,24 @@ async def test_an_unencodable_stored_object_breaks_neither_lists_nor_watches(ser
     assert {i["metadata"]["name"] for i in listed["items"]} >= {"sentinel", "after"}
     assert "broken" not in {i["metadata"]["name"] for i in listed["items"]}
     await assert_healthy(server)
+
+
+# -- subresources ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("spec", "shown"), [(-9.3e15, "number"), ("3", "string"), ([3], "array"), (True, "bool")])
+async def test_scale_put_with_a_spec_that_is_no_object(server: APIServer, http: aiohttp.ClientSession,
+                                                        spec: object, shown: str) -> None:
+    """Found by schemathesis (tests/FUZZING.md): it was a 500 `'float' object has no attribute 'get'`."""
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+           "spec": {"selector": {"matchLabels": {"a": "b"}}, "serviceName": "db",
+                    "template": {"metadata": {"labels": {"a": "b"}},
+                                 "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+    status, _, _ = await send(http, "POST", "/apis/apps/v1/namespaces/default/statefulsets", orjson.dumps(sts))
+    assert status == 201
+    body = {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "db"}, "spec": spec}
+    status, payload, _ = await send(http, "PUT", "/apis/apps/v1/namespaces/default/statefulsets/db/scale",
+                                    orjson.dumps(body))
+    assert status == 400
+    assert_status(payload, 400, "BadRequest", 'Scale in version "v1" cannot be handled as a Scale: json: cannot '
+                  f"unmarshal {shown} into Go struct field Scale.spec of type v1.ScaleSpec")
+    await assert_healthy(server)
