@@ -81,13 +81,16 @@ class Trimmer:
     def __init__(self, delay: float = TRIM_DELAY_SECONDS) -> None:
         self.delay = delay
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.trims = 0
 
     def soon(self) -> None:
         if _LIBC is None:
             return
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.delay, self._run)
+        loop = asyncio.get_running_loop()
+        if self._timer is None or self._loop is not loop:  # a timer of a loop since closed never fires
+            self._loop = loop
+            self._timer = loop.call_later(self.delay, self._run)
 
     def _run(self) -> None:
         self._timer = None
